@@ -1,0 +1,97 @@
+"""Console output for the CLI: the training reporter (tqdm bar or plain lines) and tables."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+def fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+def fmt_flops(n: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(n)
+
+
+def fmt_bytes(n: int) -> str:
+    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def table(headers: list[str], rows: list[list], align: str | None = None) -> str:
+    """Plain text table; `align` is a string of 'l'/'r' per column."""
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    align = align or "l" * len(headers)
+    lines = []
+    for j, row in enumerate(cells):
+        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align)]
+        lines.append("  ".join(parts).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+class ConsoleReporter:
+    """A tqdm bar per epoch on a terminal; one plain line per epoch otherwise."""
+
+    def __init__(self, *, quiet: bool = False):
+        self.tty = sys.stdout.isatty() and not quiet
+        self.quiet = quiet
+        self.bar = None
+
+    def start(self, trainer):
+        epoch = trainer.step // trainer.steps_per_epoch
+        if not self.quiet:
+            click.echo(f"training {trainer.cfg.name}: {trainer.cfg.train.epochs} epochs x "
+                       f"{trainer.steps_per_epoch} steps, batch {trainer.batch_size}, "
+                       f"{len(trainer.splits.train.y):,} training images"
+                       + (f", resuming at epoch {epoch + 1} step {trainer.step}" if trainer.step else ""))
+
+    def _bar(self, trainer):
+        if self.bar is None and self.tty:
+            from tqdm import tqdm
+            epoch = trainer.step // trainer.steps_per_epoch
+            done = trainer.step % trainer.steps_per_epoch
+            self.bar = tqdm(total=trainer.steps_per_epoch, initial=done, file=sys.stdout,
+                            desc=f"epoch {epoch + 1}/{trainer.cfg.train.epochs}", leave=False,
+                            dynamic_ncols=True, unit="step")
+        return self.bar
+
+    def step(self, trainer, loss, lr):
+        bar = self._bar(trainer)
+        if bar is not None:
+            bar.update(1)
+            if trainer.step % 10 == 0:
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", refresh=False)
+
+    def epoch(self, trainer, row):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.quiet:
+            return
+        val = ("" if row["val_error"] is None else
+               f"  val loss {row['val_loss']:.4f} error {100 * row['val_error']:.2f}%")
+        speed = f"  {row['images_per_s']:,.0f} img/s" if row["images_per_s"] else ""
+        div = f"  divergences {row['divergences']}" if row["divergences"] else ""
+        click.echo(f"epoch {row['epoch']:>3}/{trainer.cfg.train.epochs}  train loss "
+                   f"{row['train_loss']:.4f} error {100 * row['train_error']:.2f}%{val}  "
+                   f"lr {row['lr']:.3g}{speed}{div}")
+
+    def event(self, message):
+        if self.bar is not None:
+            self.bar.write(message)
+        else:
+            click.echo(message, err=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

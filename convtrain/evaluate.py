@@ -1,0 +1,40 @@
+"""Loss, error, per-class accuracy and the confusion matrix of a network on a data set."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import data as datamod
+from .loss import softmax_cross_entropy
+
+
+def predict_logits(net, x_raw: np.ndarray, mean, std, batch_size: int = 512) -> np.ndarray:
+    n = len(x_raw)
+    out = None
+    for lo in range(0, n, batch_size):
+        xb = datamod.normalize(x_raw[lo:lo + batch_size], mean, std)
+        if net.dtype != np.float32:
+            xb = xb.astype(net.dtype)
+        logits = net.predict(xb)
+        if out is None:
+            out = np.empty((n, logits.shape[1]), dtype=np.float64)
+        out[lo:lo + len(logits)] = logits
+    return out if out is not None else np.zeros((0, 0))
+
+
+def evaluate(net, dataset, mean, std, *, batch_size: int = 512, num_classes: int | None = None) -> dict:
+    """-> {n, loss, accuracy, error, confusion (K x K, rows = true class), per_class_accuracy}."""
+    n = len(dataset.y)
+    k = num_classes or net.layers[-1].output_shape[0]
+    if n == 0:
+        return {"n": 0, "loss": float("nan"), "accuracy": float("nan"), "error": float("nan"),
+                "confusion": np.zeros((k, k), dtype=np.int64), "per_class_accuracy": [None] * k}
+    logits = predict_logits(net, dataset.x, mean, std, batch_size)
+    loss, _, _ = softmax_cross_entropy(logits, dataset.y)
+    pred = logits.argmax(axis=1)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (dataset.y, pred), 1)
+    totals = confusion.sum(axis=1)
+    per_class = [float(confusion[i, i] / totals[i]) if totals[i] else None for i in range(k)]
+    accuracy = float((pred == dataset.y).mean())
+    return {"n": int(n), "loss": float(loss), "accuracy": accuracy, "error": 1.0 - accuracy,
+            "confusion": confusion, "per_class_accuracy": per_class, "predictions": pred}

@@ -1,0 +1,1 @@
+"""Layers. The registry of layer types lives in `registry.py` (LAYER_TYPES)."""

@@ -1,0 +1,94 @@
+"""Batch normalisation (Ioffe & Szegedy 2015): per channel for images, per feature for vectors.
+
+Training normalises with the batch's statistics and updates running averages (buffers, saved in
+checkpoints); evaluation uses the running averages.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from ..spec import option
+from .base import Layer
+
+
+@dataclass(frozen=True)
+class BatchNormSpec:
+    momentum: float = option(0.9, min=0.0, max=1.0,
+                             doc="running = momentum * running + (1 - momentum) * batch")
+    eps: float = option(1e-5, min=0.0, min_exclusive=True)
+
+
+class BNCache(NamedTuple):
+    xhat: np.ndarray
+    inv_std: np.ndarray   # (C,)
+    train: bool
+
+
+class BatchNorm(Layer):
+    type = "batch_norm"
+    Spec = BatchNormSpec
+    no_decay = ("weight", "bias")
+
+    @property
+    def channels(self) -> int:
+        return self.in_shape[0]
+
+    def _axes(self, ndim):
+        return (0,) if ndim == 2 else (0, 2, 3)
+
+    def _bshape(self):
+        return (1, self.channels) + (1,) * (len(self.in_shape) - 1)
+
+    def param_shapes(self):
+        return {"weight": (self.channels,), "bias": (self.channels,)}
+
+    def buffer_shapes(self):
+        return {"running_mean": (self.channels,), "running_var": (self.channels,)}
+
+    def init_params(self, rng, scheme):
+        super().init_params(rng, scheme)
+        self.params["weight"].fill(1)
+        self.buffers["running_var"].fill(1)
+
+    def flops(self, in_shape):
+        return 4 * int(np.prod(in_shape))
+
+    def forward(self, x, *, train):
+        axes = self._axes(x.ndim)
+        shape = self._bshape()
+        eps = self.spec.eps
+        if train:
+            mean = x.mean(axis=axes)
+            var = x.var(axis=axes)
+            m = self.spec.momentum
+            count = x.size // self.channels
+            unbiased = var * (count / max(count - 1, 1))
+            self.buffers["running_mean"] *= m
+            self.buffers["running_mean"] += (1 - m) * mean
+            self.buffers["running_var"] *= m
+            self.buffers["running_var"] += (1 - m) * unbiased
+        else:
+            mean = self.buffers["running_mean"]
+            var = self.buffers["running_var"]
+        inv_std = (1.0 / np.sqrt(var + eps)).astype(self.dtype)
+        xhat = (x - mean.reshape(shape).astype(self.dtype)) * inv_std.reshape(shape)
+        y = xhat * self.params["weight"].reshape(shape) + self.params["bias"].reshape(shape)
+        return y.astype(self.dtype, copy=False), BNCache(xhat, inv_std, train)
+
+    def backward(self, dout, cache):
+        axes = self._axes(dout.ndim)
+        shape = self._bshape()
+        gamma = self.params["weight"].reshape(shape)
+        self.grads["weight"] += (dout * cache.xhat).sum(axis=axes)
+        self.grads["bias"] += dout.sum(axis=axes)
+        dxhat = dout * gamma
+        if not cache.train:
+            return dxhat * cache.inv_std.reshape(shape)
+        m = dout.size // self.channels
+        mean_dxhat = dxhat.sum(axis=axes).reshape(shape) / m
+        mean_dxhat_xhat = (dxhat * cache.xhat).sum(axis=axes).reshape(shape) / m
+        dx = (dxhat - mean_dxhat - cache.xhat * mean_dxhat_xhat) * cache.inv_std.reshape(shape)
+        return dx.astype(self.dtype, copy=False)

@@ -1,0 +1,84 @@
+"""Bottou's learning-rate search ("Stochastic Gradient Tricks", 2012, section 5.2).
+
+On a small subset of the training data, train a fresh copy of the network (always the same
+initial weights) for a fixed budget, starting from a large rate. If the loss diverges or ends no
+lower than it started, halve the rate and try again. The first rate that lowers the loss is chosen.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import data as datamod
+from .errors import ConvtrainError
+from .loss import softmax_cross_entropy
+from .network import Network
+from .optim import init_velocities, sgd_step
+
+
+@dataclass
+class Trial:
+    lr: float
+    initial_loss: float
+    final_loss: float
+    diverged: bool
+
+    @property
+    def ok(self) -> bool:
+        return not self.diverged and self.final_loss < self.initial_loss
+
+
+def subset_loss(net, x, y, batch_size=512) -> float:
+    total = 0.0
+    for lo in range(0, len(y), batch_size):
+        logits = net.predict(x[lo:lo + batch_size])
+        total += softmax_cross_entropy(logits, y[lo:lo + batch_size])[0] * len(y[lo:lo + batch_size])
+    return total / len(y)
+
+
+def run_trial(cfg, input_shape, x, y, lr: float, steps: int, batch_size: int) -> Trial:
+    net = Network.build(cfg.model, input_shape, seed=cfg.seed, source=cfg.source)
+    velocities = init_velocities(net)
+    initial = subset_loss(net, x, y)
+    n = len(y)
+    per_epoch = datamod.num_batches(n, batch_size)
+    for step in range(steps):
+        epoch, b = divmod(step, per_epoch)
+        order = datamod.batch_order(n, seed=cfg.seed, epoch=epoch)
+        idx = np.sort(order[b * batch_size:(b + 1) * batch_size])
+        net.reseed(cfg.seed, step)
+        net.zero_grads()
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, _, _ = net.loss_and_grads(x[idx], y[idx])
+        if not math.isfinite(loss) or loss > 10 * max(initial, math.log(net.layers[-1].output_shape[0])):
+            return Trial(lr, initial, loss if math.isfinite(loss) else math.inf, True)
+        sgd_step(net, velocities, lr, cfg.optim)
+    final = subset_loss(net, x, y)
+    return Trial(lr, initial, final, not math.isfinite(final))
+
+
+def search(cfg, splits, *, subset: int = 1000, start: float = 1.0, min_lr: float = 1e-6,
+           steps: int | None = None, epochs: int = 2, on_trial=None) -> tuple[list[Trial], float]:
+    """-> (trials, chosen rate). Raises ConvtrainError when no rate down to `min_lr` works."""
+    train = splits.train
+    n = min(subset, len(train.y))
+    if n == 0:
+        raise ConvtrainError("lr-search: the training split is empty")
+    x = datamod.normalize(train.x[:n], splits.mean, splits.std)
+    y = train.y[:n]
+    batch_size = min(cfg.train.batch_size, n)
+    budget = steps if steps is not None else epochs * datamod.num_batches(n, batch_size)
+    trials = []
+    lr = start
+    while lr >= min_lr:
+        trial = run_trial(cfg, splits.input_shape, x, y, lr, budget, batch_size)
+        trials.append(trial)
+        if on_trial:
+            on_trial(trial)
+        if trial.ok:
+            return trials, lr
+        lr /= 2
+    raise ConvtrainError(f"lr-search: no rate between {start:g} and {min_lr:g} lowered the loss "
+                         f"in {budget} steps; check the data and the model (try `convtrain doctor`)")

@@ -1,0 +1,58 @@
+"""Rebuild a trained network from a checkpoint alone (eval, predict, show)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from . import config as configmod
+from .errors import CheckpointError, ConfigError
+
+
+@dataclass
+class LoadedModel:
+    cfg: object
+    net: object
+    meta: dict
+    mean: np.ndarray
+    std: np.ndarray
+    classes: list
+    input_shape: tuple
+    splits: object = None
+
+
+def load_for_inference(path: str, *, data_path: str | None = None, need_data: bool = False) -> LoadedModel:
+    c = ckpt.load(path)
+    try:
+        cfg = configmod.loads(c.meta["config"], source=f"{path} (stored config)")
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: the stored config is invalid: {e}") from None
+    m = c.meta
+    try:
+        input_shape = tuple(int(v) for v in m["input_shape"])
+        mean = np.asarray(m["mean"], dtype=np.float32)
+        std = np.asarray(m["std"], dtype=np.float32)
+        classes = [str(v) for v in m["classes"]]
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{path}: malformed metadata (input shape, normalisation or classes)") from None
+    if len(mean) != input_shape[0] or len(std) != input_shape[0]:
+        raise CheckpointError(f"{path}: malformed metadata: normalisation does not match the input")
+    from .network import Network
+    try:
+        net = Network.build(cfg.model, input_shape, seed=cfg.seed, source=path)
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: the stored model cannot be built: {e}") from None
+    try:
+        net.load_state_dict(c.state)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: weights do not fit the stored model: {e}") from None
+    splits = None
+    if need_data:
+        from . import data as datamod
+        data_cfg = cfg.data
+        if data_path is not None:
+            data_cfg = dataclasses.replace(data_cfg, path=data_path)
+        splits = datamod.load(data_cfg, seed=cfg.seed, input_shape=input_shape)
+    return LoadedModel(cfg, net, m, mean, std, classes, input_shape, splits)

@@ -1,0 +1,370 @@
+"""The training loop: SGD steps, the divergence guard, evaluation, checkpoints and Ctrl-C.
+
+Everything random is a pure function of (seed, step): the epoch's batch order of (seed, epoch),
+augmentation and dropout of (seed, step). A checkpoint therefore only needs the step to resume
+bit-identically, at any point, mid-epoch included.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from . import config as configmod
+from . import data as datamod
+from . import schedule
+from .errors import CheckpointError, DivergenceError
+from .evaluate import evaluate
+from .optim import init_velocities, sgd_step
+
+CSV_FIELDS = ("epoch", "step", "train_loss", "train_error", "val_loss", "val_error", "lr",
+              "seconds", "images_per_s", "divergences")
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM: the trainer wrote a resumable checkpoint at `path`."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.path = path
+
+
+class SilentReporter:
+    """What the trainer tells the outside world; the CLI supplies a console version."""
+
+    def start(self, trainer): pass
+    def step(self, trainer, loss: float, lr: float): pass
+    def epoch(self, trainer, row: dict): pass
+    def event(self, message: str): pass
+    def close(self): pass
+
+
+@dataclass
+class GuardState:
+    """The divergence guard: recent good losses, the last good snapshot, the lr scale."""
+    lr_scale: float = 1.0
+    recent: deque = field(default_factory=deque)
+    retries: int = 0            # halvings since training last got past a failure point
+    fail_step: int = -1
+    history: list = field(default_factory=list)   # rates tried, for the final error
+
+
+class Trainer:
+    def __init__(self, cfg, network, splits, out_dir: str, *, reporter=None):
+        self.cfg = cfg
+        self.net = network
+        self.splits = splits
+        self.out_dir = out_dir
+        self.reporter = reporter or SilentReporter()
+        self.velocities = init_velocities(network)
+        n = len(splits.train.y)
+        self.batch_size = cfg.train.batch_size
+        self.steps_per_epoch = datamod.num_batches(n, self.batch_size)
+        self.total_steps = cfg.train.epochs * self.steps_per_epoch
+        self.step = 0
+        self.best_val_error = math.inf
+        self.best_epoch = None
+        self.guard = GuardState()
+        self.epoch_sums = {"loss": 0.0, "errors": 0, "seen": 0, "seconds": 0.0, "divergences": 0}
+        self._stop_signal = None
+        self._snapshot = None
+        self.num_classes = network.layers[-1].output_shape[0]
+        self.config_text = configmod.dump(cfg)   # resolved: absolute data path, every default
+        self._xbuf = np.empty((self.batch_size,) + tuple(splits.input_shape), dtype=np.float32)
+
+    # --- learning rate ------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        f = schedule.factor(self.cfg.schedule, step, total=self.total_steps,
+                            per_epoch=self.steps_per_epoch)
+        return self.cfg.optim.lr * f * self.guard.lr_scale
+
+    # --- one step -----------------------------------------------------------------------------
+    def batch(self, step: int):
+        epoch, b = divmod(step, self.steps_per_epoch)
+        order = datamod.batch_order(len(self.splits.train.y), seed=self.cfg.seed, epoch=epoch)
+        idx = np.sort(order[b * self.batch_size:(b + 1) * self.batch_size])
+        train = self.splits.train
+        x = datamod.normalize(train.x, self.splits.mean, self.splits.std,
+                              out=self._xbuf[:len(idx)], index=idx)
+        if datamod.is_augmenting(self.cfg.data.augment):
+            # pixels shifted in are black, as the images' own background
+            x = datamod.augment(x, self.cfg.data.augment,
+                                np.random.default_rng([self.cfg.seed, step, 1]), fill=self.splits.black)
+        return x, train.y[idx]
+
+    def train_step(self, step: int):
+        x, y = self.batch(step)
+        self.net.reseed(self.cfg.seed, step)
+        self.net.zero_grads()
+        with np.errstate(over="ignore", invalid="ignore"):   # the guard judges the result
+            loss, _, logits = self.net.loss_and_grads(x, y)
+        if not self.net.grads_finite():   # a NaN can hide behind a relu or a max and still
+            loss = math.nan               # poison the weights: treat it as a divergence
+        errors = int((logits.argmax(axis=1) != y).sum())
+        return loss, errors, len(y)
+
+    def diverged(self, loss: float) -> bool:
+        if not math.isfinite(loss):
+            return True
+        if len(self.guard.recent) < 5:
+            return False
+        ref = max(sum(self.guard.recent) / len(self.guard.recent), math.log(self.num_classes))
+        return loss > self.cfg.divergence.threshold * ref
+
+    # --- snapshots ----------------------------------------------------------------------------
+    def take_snapshot(self) -> None:
+        self._snapshot = {
+            "step": self.step,
+            "state": {k: v.copy() for k, v in self.net.state_dict().items()},
+            "velocities": {k: v.copy() for k, v in self.velocities.items()},
+            "epoch_sums": dict(self.epoch_sums),
+        }
+
+    def restore_snapshot(self) -> None:
+        snap = self._snapshot
+        self.net.load_state_dict(snap["state"])
+        for k, v in snap["velocities"].items():
+            self.velocities[k][...] = v
+        self.step = snap["step"]
+        divergences = self.epoch_sums["divergences"]
+        self.epoch_sums = dict(snap["epoch_sums"], divergences=divergences)
+
+    def handle_divergence(self, loss: float) -> None:
+        g = self.guard
+        d = self.cfg.divergence
+        if self.step > g.fail_step:
+            g.fail_step = self.step
+        g.retries += 1
+        g.history.append(self.lr_at(self.step))
+        if g.retries > d.max_retries:
+            tried = ", ".join(f"{r:.3g}" for r in g.history)
+            last = os.path.join(self.out_dir, "last.npz")
+            where = f"; the last good checkpoint is {last}" if os.path.exists(last) else ""
+            raise DivergenceError(
+                f"training diverged at step {g.fail_step} after {d.max_retries} halvings of the "
+                f"learning rate (rates tried: {tried}){where}; lower optim.lr or check the data")
+        g.lr_scale /= d.factor
+        self.restore_snapshot()
+        self.epoch_sums["divergences"] += 1
+        new_lr = self.lr_at(self.step)
+        self.log_json({"event": "divergence", "step": g.fail_step, "loss": _finite_or_none(loss),
+                       "lr": new_lr, "rollback_to": self.step})
+        self.reporter.event(f"diverged at step {g.fail_step} (loss {loss:.4g}): rolled back to step "
+                            f"{self.step}, learning rate now {new_lr:.4g}")
+
+    # --- the loop -----------------------------------------------------------------------------
+    def fit(self) -> dict:
+        cfg = self.cfg
+        os.makedirs(self.out_dir, exist_ok=True)
+        self._install_signals()
+        self.reporter.start(self)
+        self.take_snapshot()
+        epoch_start = time.perf_counter()
+        last_ckpt_time = time.monotonic()
+        try:
+            while self.step < self.total_steps:
+                if self._stop_signal is not None:
+                    raise Interrupted(self.save("last.npz"))
+                step = self.step
+                lr = self.lr_at(step)
+                loss, errors, n = self.train_step(step)
+                if self.diverged(loss):
+                    self.handle_divergence(loss)
+                    continue
+                # Snapshot a state only once its loss proved healthy: an update that blew the
+                # weights up shows only in the next step's loss.
+                if step % cfg.divergence.snapshot_every == 0:
+                    self.take_snapshot()
+                sgd_step(self.net, self.velocities, lr, cfg.optim)
+                self.step += 1
+                g = self.guard
+                g.recent.append(loss)
+                if len(g.recent) > cfg.divergence.window:
+                    g.recent.popleft()
+                if self.step > g.fail_step + cfg.divergence.snapshot_every:
+                    g.retries = 0
+                s = self.epoch_sums
+                s["loss"] += loss * n
+                s["errors"] += errors
+                s["seen"] += n
+                self.reporter.step(self, loss, lr)
+                ck = cfg.checkpoint
+                if ck.every_steps and self.step % ck.every_steps == 0:
+                    self.save_rotating()
+                if ck.every_minutes and time.monotonic() - last_ckpt_time > 60 * ck.every_minutes:
+                    self.save("last.npz")
+                    last_ckpt_time = time.monotonic()
+                if self.step % self.steps_per_epoch == 0:
+                    now = time.perf_counter()
+                    s["seconds"] += now - epoch_start
+                    self.end_epoch()
+                    epoch_start = time.perf_counter()
+                    last_ckpt_time = time.monotonic()
+        finally:
+            self._restore_signals()
+            self.reporter.close()
+        return self.result()
+
+    def end_epoch(self) -> None:
+        cfg = self.cfg
+        epoch = self.step // self.steps_per_epoch
+        s = self.epoch_sums
+        val = evaluate(self.net, self.splits.val, self.splits.mean, self.splits.std,
+                       batch_size=cfg.train.eval_batch_size, num_classes=self.num_classes)
+        seconds = s["seconds"]
+        row = {
+            "epoch": epoch, "step": self.step,
+            "train_loss": s["loss"] / max(s["seen"], 1), "train_error": s["errors"] / max(s["seen"], 1),
+            "val_loss": _finite_or_none(val["loss"]), "val_error": _finite_or_none(val["error"]),
+            "lr": self.lr_at(max(self.step - 1, 0)), "seconds": round(seconds, 3),
+            "images_per_s": round(s["seen"] / seconds, 1) if seconds > 0 else None,
+            "divergences": s["divergences"],
+        }
+        self.log_json(row)
+        self.log_csv(row)
+        # The best model: lowest validation error, or lowest training loss without a validation set.
+        score = row["val_error"] if row["val_error"] is not None else row["train_loss"]
+        improved = score < self.best_val_error
+        if improved:
+            self.best_val_error = score
+            self.best_epoch = epoch
+        self.epoch_sums = {"loss": 0.0, "errors": 0, "seen": 0, "seconds": 0.0, "divergences": 0}
+        self.reporter.epoch(self, row)
+        if improved:
+            self.save("best.npz")
+        ck = cfg.checkpoint
+        if (ck.every and epoch % ck.every == 0) or epoch == cfg.train.epochs:
+            self.save_rotating(f"epoch-{epoch:03d}.npz")
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def meta(self) -> dict:
+        g = self.guard
+        return {
+            "config": self.config_text, "name": self.cfg.name,
+            "epoch": self.step // self.steps_per_epoch, "step": self.step,
+            "steps_per_epoch": self.steps_per_epoch, "batch_size": self.batch_size,
+            "lr": self.lr_at(self.step), "lr_scale": g.lr_scale, "seed": self.cfg.seed,
+            "guard": {"recent": list(g.recent), "retries": g.retries, "fail_step": g.fail_step,
+                      "history": g.history},
+            "best_val_error": None if math.isinf(self.best_val_error) else self.best_val_error,
+            "best_epoch": self.best_epoch,
+            "epoch_sums": self.epoch_sums,
+            "input_shape": list(self.splits.input_shape),
+            "mean": [float(v) for v in self.splits.mean], "std": [float(v) for v in self.splits.std],
+            "classes": list(self.splits.classes),
+            "rng": "counter-based: numpy default_rng([seed, epoch]) for batch order, "
+                   "([seed, step, 1]) for augmentation, ([seed, step, layer]) for dropout",
+        }
+
+    def save(self, filename: str) -> str:
+        path = os.path.join(self.out_dir, filename)
+        ckpt.save(path, state=self.net.state_dict(), velocities=self.velocities, meta=self.meta())
+        return path
+
+    def save_rotating(self, filename: str | None = None) -> str:
+        """Write a numbered checkpoint and last.npz; keep only the newest `keep` numbered ones."""
+        filename = filename or f"step-{self.step:08d}.npz"
+        path = self.save(filename)
+        self.save("last.npz")
+        numbered = sorted(glob.glob(os.path.join(self.out_dir, "epoch-*.npz")) +
+                          glob.glob(os.path.join(self.out_dir, "step-*.npz")), key=os.path.getmtime)
+        for old in numbered[:-self.cfg.checkpoint.keep]:
+            try:
+                os.unlink(old)
+            except OSError:
+                pass
+        return path
+
+    def restore(self, checkpoint) -> list[str]:
+        """Continue from a loaded checkpoint. Returns notes on what changed since it was written."""
+        try:
+            self.net.load_state_dict(checkpoint.state)
+        except ValueError as e:
+            raise CheckpointError(f"{checkpoint.path} does not fit this model: {e}") from None
+        expected = set(self.velocities)
+        if set(checkpoint.velocities) != expected:
+            raise CheckpointError(f"{checkpoint.path}: optimiser state does not fit this model")
+        for k, v in checkpoint.velocities.items():
+            if v.shape != self.velocities[k].shape:
+                raise CheckpointError(f"{checkpoint.path}: velocity {k} has shape {v.shape}")
+            self.velocities[k][...] = v
+        m = checkpoint.meta
+        notes = []
+        if m.get("batch_size") != self.batch_size or m.get("steps_per_epoch") != self.steps_per_epoch:
+            raise CheckpointError(
+                f"{checkpoint.path} was written with batch size {m.get('batch_size')} and "
+                f"{m.get('steps_per_epoch')} steps per epoch; this config gives {self.batch_size} "
+                f"and {self.steps_per_epoch}: resume with the same batch size and data")
+        self.step = int(m["step"])
+        g = m.get("guard") or {}
+        self.guard.lr_scale = float(m.get("lr_scale", 1.0))
+        self.guard.recent = deque(float(v) for v in g.get("recent", []))
+        self.guard.retries = int(g.get("retries", 0))
+        self.guard.fail_step = int(g.get("fail_step", -1))
+        self.guard.history = [float(v) for v in g.get("history", [])]
+        best = m.get("best_val_error")
+        self.best_val_error = math.inf if best is None else float(best)
+        self.best_epoch = m.get("best_epoch")
+        sums = m.get("epoch_sums")
+        if isinstance(sums, dict):
+            self.epoch_sums.update(sums)
+        try:
+            old = configmod.loads(m["config"], source=checkpoint.path)
+            if old.optim.lr != self.cfg.optim.lr:
+                notes.append(f"learning rate changed: {old.optim.lr} -> {self.cfg.optim.lr}")
+            if old.train.epochs != self.cfg.train.epochs:
+                notes.append(f"epochs changed: {old.train.epochs} -> {self.cfg.train.epochs}")
+        except Exception:  # an old config that no longer parses changes nothing here
+            pass
+        return notes
+
+    def result(self) -> dict:
+        return {"best_val_error": None if math.isinf(self.best_val_error) else self.best_val_error,
+                "best_epoch": self.best_epoch, "step": self.step,
+                "best_checkpoint": os.path.join(self.out_dir, "best.npz")}
+
+    # --- logs ---------------------------------------------------------------------------------
+    def log_json(self, row: dict) -> None:
+        with open(os.path.join(self.out_dir, "metrics.jsonl"), "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def log_csv(self, row: dict) -> None:
+        path = os.path.join(self.out_dir, "metrics.csv")
+        new = not os.path.exists(path)
+        with open(path, "a") as f:
+            if new:
+                f.write(",".join(CSV_FIELDS) + "\n")
+            f.write(",".join("" if row.get(k) is None else str(row.get(k)) for k in CSV_FIELDS) + "\n")
+
+    # --- signals ------------------------------------------------------------------------------
+    def _install_signals(self) -> None:
+        self._old_handlers = {}
+
+        def handler(signum, frame):
+            if self._stop_signal is not None:   # a second Ctrl-C stops at once
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+            self.reporter.event("stopping after this step; writing a checkpoint "
+                                "(press Ctrl-C again to stop at once)")
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old_handlers[sig] = signal.signal(sig, handler)
+            except ValueError:   # not the main thread
+                pass
+
+    def _restore_signals(self) -> None:
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+
+
+def _finite_or_none(v):
+    return v if v is not None and math.isfinite(v) else None

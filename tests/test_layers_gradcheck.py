@@ -1,0 +1,113 @@
+"""One float64 finite-difference check over every registered layer type (borders included)."""
+import numpy as np
+import pytest
+
+from convtrain.gradcheck import check_layer
+from convtrain.layers.registry import LAYER_TYPES
+from convtrain.spec import build_spec
+
+# type -> list of (spec options, per-sample input shape). Every registered type needs an entry.
+EXAMPLES = {
+    "conv": [({"filters": 3, "size": 3, "pad": 1}, (2, 5, 6)),
+             ({"filters": 2, "size": [3, 2], "stride": 2, "pad": [0, 1, 2, 1]}, (3, 7, 6))],
+    "local": [({"filters": 2, "size": 3}, (2, 5, 4)),
+              ({"filters": 2, "size": 2, "stride": 2, "pad": 1}, (1, 5, 5))],
+    "dense": [({"units": 4}, (3, 2, 2)), ({"units": 3, "bias": False}, (5,))],
+    "flatten": [({}, (2, 3, 4))],
+    "max_pool": [({"size": 2}, (2, 4, 6)), ({"size": 3, "stride": 2, "pad": 1}, (2, 7, 5)),
+                 ({"size": 3, "stride": 2, "ceil": True}, (1, 6, 6))],
+    "avg_pool": [({"size": 2}, (2, 4, 4)), ({"size": 3, "stride": 2, "pad": 1}, (2, 5, 7)),
+                 ({"size": 3, "stride": 2, "ceil": True}, (1, 6, 6))],
+    "l2_pool": [({"size": 2}, (2, 4, 4)), ({"size": 3, "stride": 2, "pad": 1}, (2, 5, 7))],
+    "channel_pool": [({"size": 2}, (4, 3, 3)), ({"size": 3, "op": "l2"}, (6, 2, 3))],
+    "lcn": [({"size": 5}, (3, 7, 6)), ({"size": 9, "window": "box"}, (2, 5, 5)),
+            ({"size": 3, "mode": "jarrett"}, (2, 6, 5))],
+    "subtractive_norm": [({"size": 5}, (2, 6, 7))],
+    "divisive_norm": [({"size": 5}, (2, 6, 7)), ({"size": 7, "mode": "jarrett"}, (1, 5, 6))],
+    "relu": [({}, (2, 3, 3)), ({}, (7,))],
+    "leaky_relu": [({"slope": 0.1}, (2, 3, 3))],
+    "tanh": [({}, (2, 3, 3))],
+    "sigmoid": [({}, (2, 3, 3))],
+    "abs": [({}, (2, 3, 3))],
+    "dropout": [({"rate": 0.5}, (2, 3, 3))],
+    "batch_norm": [({}, (3, 4, 4)), ({"momentum": 0.5}, (6,))],
+}
+
+CASES = [(t, opts, shape) for t, examples in EXAMPLES.items() for opts, shape in examples]
+
+
+def test_every_registered_layer_has_an_example():
+    missing = sorted(set(LAYER_TYPES) - set(EXAMPLES))
+    assert not missing, f"add gradient-check examples for: {missing}"
+    unknown = sorted(set(EXAMPLES) - set(LAYER_TYPES))
+    assert not unknown, f"examples for unregistered types: {unknown}"
+
+
+def make_layer(type_, opts, shape, dtype=np.float64, seed=0):
+    cls = LAYER_TYPES[type_]
+    layer = cls(build_spec(cls.Spec, opts), shape, dtype=dtype, name=type_)
+    layer.init_params(np.random.default_rng(seed), ("normal", 0.5))
+    for key, p in layer.params.items():   # non-trivial biases and batch-norm scales
+        if key != "weight":
+            p[...] = np.random.default_rng(seed + 1).normal(0.5, 0.3, p.shape)
+    return layer
+
+
+@pytest.mark.parametrize("type_,opts,shape", CASES, ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(CASES)])
+def test_layer_gradients_match_finite_differences(type_, opts, shape):
+    layer = make_layer(type_, opts, shape)
+    x = np.random.default_rng(7).standard_normal((3,) + shape) * 2.0
+    results = check_layer(layer, x, seed=3, limit=60)
+    for r in results:
+        assert r.checked > 0 or r.kinks > 0, r
+        assert r.max_rel_error < 1e-6, f"{type_} {opts}: {r}"
+
+
+@pytest.mark.parametrize("type_,opts,shape", CASES, ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(CASES)])
+def test_float32_matches_float64(type_, opts, shape):
+    l64 = make_layer(type_, opts, shape, np.float64)
+    l32 = make_layer(type_, opts, shape, np.float32)
+    for key in l64.params:
+        l32.params[key][...] = l64.params[key]
+    x = np.random.default_rng(5).standard_normal((4,) + shape)
+    l64.reseed(1), l32.reseed(1)
+    y64, c64 = l64.forward(x, train=True)
+    y32, c32 = l32.forward(np.ascontiguousarray(x, dtype=np.float32), train=True)
+    assert y32.dtype == np.float32
+    if type_ != "dropout":   # float32 and float64 generators draw different masks
+        np.testing.assert_allclose(y32, y64, rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("type_,opts,shape", CASES, ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(CASES)])
+def test_batch_equals_stack_of_samples_in_evaluation(type_, opts, shape):
+    layer = make_layer(type_, opts, shape)
+    x = np.random.default_rng(9).standard_normal((3,) + shape)
+    y, _ = layer.forward(x, train=False)
+    singles = np.concatenate([layer.forward(x[i:i + 1], train=False)[0] for i in range(3)])
+    np.testing.assert_allclose(y, singles, rtol=1e-12, atol=1e-12)
+    assert y.shape == (3,) + layer.output_shape
+
+
+def test_dropout_is_identity_in_evaluation():
+    layer = make_layer("dropout", {"rate": 0.7}, (4, 5, 5))
+    x = np.random.default_rng(0).standard_normal((2, 4, 5, 5))
+    y, _ = layer.forward(x, train=False)
+    assert np.array_equal(y, x)
+
+
+def test_dropout_keeps_the_expectation():
+    layer = make_layer("dropout", {"rate": 0.5}, (1000,))
+    y, _ = layer.forward(np.ones((50, 1000)), train=True)
+    assert abs(y.mean() - 1.0) < 0.02
+    assert abs((y == 0).mean() - 0.5) < 0.02
+
+
+def test_batch_norm_uses_running_statistics_in_evaluation():
+    layer = make_layer("batch_norm", {"momentum": 0.0}, (3, 4, 4))
+    layer.params["weight"][...] = 1
+    layer.params["bias"][...] = 0
+    x = np.random.default_rng(0).normal(3.0, 2.0, (64, 3, 4, 4))
+    y_train, _ = layer.forward(x, train=True)
+    np.testing.assert_allclose(y_train.mean(axis=(0, 2, 3)), 0, atol=1e-10)
+    y_eval, _ = layer.forward(x, train=False)   # momentum 0: running stats = this batch's
+    np.testing.assert_allclose(y_eval, y_train, atol=1e-2)
