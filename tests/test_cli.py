@@ -1,0 +1,126 @@
+"""The command line end to end, through click's CliRunner: output, errors, exit codes."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from convtrain.cli import main
+
+from synthetic import write_config
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def trained(tmp_path):
+    cfg = write_config(tmp_path, epochs=3)
+    out = tmp_path / "run"
+    result = run("fit", cfg, "--out", out)
+    assert result.exit_code == 0, result.output
+    return cfg, out, result
+
+
+def test_fit_then_eval(trained):
+    cfg, out, result = trained
+    assert "done: best validation error" in result.output
+    assert (out / "config.yaml").exists() and (out / "best.npz").exists()
+    res = run("eval", out / "best.npz", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert set(data) >= {"split", "n", "loss", "accuracy", "error", "per_class", "confusion"}
+    assert data["split"] == "test" and data["n"] == 96
+    assert data["accuracy"] > 0.9 and abs(data["accuracy"] + data["error"] - 1) < 1e-12
+    assert np.array(data["confusion"]).sum() == 96
+    text = run("eval", out / "best.npz", "--split", "val")
+    assert text.exit_code == 0 and "accuracy" in text.output and "confusion matrix" in text.output
+
+
+def test_refit_into_the_same_folder_needs_resume_or_fresh(trained):
+    cfg, out, _ = trained
+    res = run("fit", cfg, "--out", out)
+    assert res.exit_code == 1 and "--resume" in res.output and "Traceback" not in res.output
+    res = run("fit", cfg, "--out", out, "--resume")      # finished run: nothing left to do
+    assert res.exit_code == 0, res.output
+    res = run("fit", cfg, "--out", out, "--fresh", "--epochs", "1")
+    assert res.exit_code == 0, res.output
+    assert list(out.glob("previous-*/metrics.jsonl"))
+
+
+def test_resume_with_a_different_architecture_is_a_clear_error(trained, tmp_path):
+    cfg, out, _ = trained
+    other = tmp_path / "other.yaml"
+    other.write_text(cfg.read_text().replace("filters: 4", "filters: 5"))
+    res = run("fit", other, "--out", out, "--resume", out / "last.npz")
+    assert res.exit_code == 1
+    assert "does not fit this model" in res.output and "conv1.weight" in res.output
+
+
+def test_config_typo_gives_one_error_line(tmp_path):
+    cfg = write_config(tmp_path)
+    cfg.write_text(cfg.read_text().replace("momentum: 0.9", "momentun: 0.9"))
+    res = run("fit", cfg)
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert "optim.momentun" in lines[0] and "did you mean 'momentum'" in lines[0]
+    assert f"{cfg}:" in lines[0]
+
+
+def test_missing_data_folder_says_how_to_get_it(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {dataset: fashion-mnist, path: /nonexistent/fmnist}\nmodel: [dense: 10]\n")
+    res = run("fit", cfg)
+    assert res.exit_code == 1 and res.output.startswith("Error: ")
+    assert "dataset-fashion-mnist" in res.output and "Traceback" not in res.output
+
+
+def test_truncated_checkpoint(trained):
+    _, out, _ = trained
+    data = (out / "best.npz").read_bytes()
+    (out / "cut.npz").write_bytes(data[:len(data) // 3])
+    res = run("eval", out / "cut.npz")
+    assert res.exit_code == 1
+    assert res.output.startswith("Error: ") and "truncated" in res.output
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert run("fit").exit_code == 2
+    assert run("fit", "x.yaml", "--epochs", "0").exit_code == 2
+    assert run("frobnicate").exit_code == 2
+    assert run("eval", "x.npz", "--split", "bogus").exit_code == 2
+
+
+def test_summary_counts_the_lecture_example(tmp_path):
+    cfg = tmp_path / "big.yaml"
+    cfg.write_text("input: [1, 200, 200]\nmodel:\n  - conv: {filters: 100, size: 10}\n"
+                   "  - dense: 40000\n  - dense: 10\n")
+    res = run("summary", cfg, "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    conv = data["layers"][0]
+    assert conv["weights"] == 10_000 and conv["biases"] == 100 and conv["params"] == 10_100
+    assert conv["output_shape"] == [100, 191, 191]
+    assert conv["flops"] == 2 * 100 * 191 * 191 * 10 * 10
+    dense = data["layers"][1]
+    assert dense["params"] == 100 * 191 * 191 * 40_000 + 40_000   # never allocated
+    text = run("summary", cfg)
+    assert "10,000" in text.output and "2 x multiply-adds" in text.output
+
+
+def test_gradcheck_passes_on_the_synthetic_config(tmp_path):
+    cfg = write_config(tmp_path)
+    res = run("gradcheck", cfg)
+    assert res.exit_code == 0, res.output
+    assert "PASS" in res.output and "conv1.weight" in res.output
+
+
+def test_lr_search_picks_and_writes_a_rate(tmp_path):
+    cfg = write_config(tmp_path)
+    out = tmp_path / "tuned.yaml"
+    res = run("lr-search", cfg, "--subset", "128", "--start", "64", "--write", out)
+    assert res.exit_code == 0, res.output
+    assert "chosen learning rate" in res.output
+    assert "lr:" in out.read_text()
