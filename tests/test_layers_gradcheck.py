@@ -9,9 +9,9 @@ from convtrain.spec import build_spec
 # type -> list of (spec options, per-sample input shape). Every registered type needs an entry.
 EXAMPLES = {
     "conv": [({"filters": 3, "size": 3, "pad": 1}, (2, 5, 6)),
-             ({"filters": 2, "size": [3, 2], "stride": 2, "pad": [0, 1, 2, 1]}, (3, 7, 6))],
+             ({"filters": 2, "size": [3, 2], "stride": 2, "pad": [1, 1, 2, 1]}, (3, 7, 7))],
     "local": [({"filters": 2, "size": 3}, (2, 5, 4)),
-              ({"filters": 2, "size": 2, "stride": 2, "pad": 1}, (1, 5, 5))],
+              ({"filters": 2, "size": 2, "stride": 2, "pad": 1}, (1, 4, 6))],
     "dense": [({"units": 4}, (3, 2, 2)), ({"units": 3, "bias": False}, (5,))],
     "flatten": [({}, (2, 3, 4))],
     "max_pool": [({"size": 2}, (2, 4, 6)), ({"size": 3, "stride": 2, "pad": 1}, (2, 7, 5)),
