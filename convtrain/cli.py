@@ -149,9 +149,11 @@ def _maybe_plot(out_dir):
     except ImportError:
         return
     try:
-        path = viz.plot_curves(out_dir)
-        click.echo(f"curves: {path}")
-    except ImportError:
+        click.echo(f"curves: {viz.plot_curves(out_dir)}")
+        filters = viz.save_run_filters(out_dir)
+        if filters:
+            click.echo(f"filters: {filters}")
+    except ImportError:   # the optional `viz` extra is not installed
         pass
 
 
@@ -313,7 +315,9 @@ def lr_search(config_path, subset, start, min_lr, steps, epochs, write_path):
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @handle_errors
 def doctor(config_path, subset, steps, lr_check, verbose, as_json):
-    """The practitioner's checklist: gradients, init health, overfit a subset, cost (PASS/WARN/FAIL).
+    """Run the practitioner's checklist on a config.
+
+    Each check ends PASS, WARN or FAIL with a one-line hint:
 
     \b
     1. gradient check   backprop against finite differences (float64, 2 images)
@@ -410,7 +414,10 @@ def _viz():
 @click.option("--out", type=click.Path(dir_okay=False), help="Output PNG (default RUN_DIR/curves.png).")
 @handle_errors
 def plot(run_dir, out):
-    """Training and validation loss and error per epoch, learning rate, divergences -> curves.png."""
+    """Draw curves.png: loss, error and learning rate.
+
+    Training and validation loss and error per epoch, the learning rate on its own log axis,
+    divergence events as dashed red lines."""
     viz = _viz()
     path = viz.plot_curves(run_dir, out)
     click.echo(f"wrote {path}")
@@ -428,7 +435,7 @@ def plot(run_dir, out):
 @click.option("--out", type=click.Path(dir_okay=False), help="Output PNG (default: next to the checkpoint).")
 @handle_errors
 def show(checkpoint_path, filters, feature_index, layer, split, data_path, out):
-    """Draw what a trained network learned: filters or feature maps, as PNG grids.
+    """Draw a layer's filters or an image's feature maps.
 
     \b
     --filters: the first layer shows one tile per filter (gray = 0, white > 0, black < 0);
@@ -481,7 +488,10 @@ def show(checkpoint_path, filters, feature_index, layer, split, data_path, out):
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
 @handle_errors
 def predict(checkpoint_path, images, split, indices, top, invert, data_path, as_json):
-    """Top classes with probabilities for image files or for --split/--index examples.
+    """Top classes of image files or of data set examples.
+
+    Prints the --top classes with their probabilities, for image files or for --index
+    examples of --split.
 
     Image files (PNG, JPEG...) are converted to the model's input: grayscale or RGB, scaled to
     fit H x W (aspect kept, centred on black). Fashion-MNIST items are light on a black
