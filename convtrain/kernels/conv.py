@@ -1,0 +1,547 @@
+"""Direct 2-D convolution kernels (cross-correlation, as every framework computes it).
+
+Layout NCHW; weight (F, C, KH, KW). Every kernel takes an input that the layer has already
+zero-padded (`xp`), so the inner loops have no bounds branches.
+
+Stride 1 (the hot case) uses the "wide row" trick: with the padded input of one sample flattened
+to `xf` (C*Hpa*Wp values), output pixel (oh, ow) lives at p = oh*Wp + ow of a wide output whose
+rows are Wp long (the last KW-1 columns of each wide row are junk and never copied out), and tap
+t = (c, kh, kw) reads `xf[off[t] + p]` with off[t] = c*Hpa*Wp + kh*Wp + kw. So every tap is one
+long contiguous stream over p, whatever C, KH, KW are: the inner loops run over p, LLVM
+vectorises them, and a block of 4 filters x 4 taps is register-blocked per pass.
+The wide range is rounded up to a multiple of 16 when the buffer has room for it (the layer
+allocates a few extra zero rows below the padded image), so no pass ends in a scalar tail.
+
+Rules followed here (see DESIGN.md): prange only over the axis a loop writes; grad-weight uses
+per-thread partial buffers and a serial reduction; a prange body calls at most one helper per
+iteration (helpers taking arrays called inside hot loops of a parallel region made the kernel
+~20x slower on 2 threads: reference counts of the shared arrays bounce between the cores).
+"""
+import numpy as np
+
+from ._jit import jit, pjit, prange
+
+ROUND = 16     # the wide range is rounded up to this many elements (two AVX-512 / AVX2 x2 vectors)
+TILE = 1024    # p is processed in tiles of this many elements so 4 accumulator rows stay in L1
+
+
+# --------------------------------------------------------------------------------------------
+# shared helpers (stride 1)
+
+@jit
+def _taps(C, Hpa, Wp, KH, KW):
+    """off (C*KH*KW,) int64: the flat offset of tap (c, kh, kw) in one padded sample."""
+    off = np.empty(C * KH * KW, np.int64)
+    t = 0
+    for c in range(C):
+        for kh in range(KH):
+            for kw in range(KW):
+                off[t] = c * Hpa * Wp + kh * Wp + kw
+                t += 1
+    return off
+
+
+@jit
+def _wide_len(off, S, L):
+    """The rounded wide length: L rounded up to ROUND if the last tap can read that far."""
+    Lr = (L + ROUND - 1) // ROUND * ROUND
+    if off[off.shape[0] - 1] + Lr > S:
+        return L
+    return Lr
+
+
+@jit
+def _fwd_sample(xf, off, wt, b, acc, T, Lr):
+    """acc (F, Lr) = b + sum_t wt[:, t] * xf[off[t] : off[t] + Lr]  for one sample."""
+    F = acc.shape[0]
+    F4 = F // 4 * 4
+    for f in range(F):
+        a = acc[f]
+        bf = b[f]
+        for p in range(Lr):
+            a[p] = bf
+    for p0 in range(0, Lr, TILE):
+        p1 = min(p0 + TILE, Lr)
+        n = p1 - p0
+        for f0 in range(0, F4, 4):
+            a0 = acc[f0, p0:p1]
+            a1 = acc[f0 + 1, p0:p1]
+            a2 = acc[f0 + 2, p0:p1]
+            a3 = acc[f0 + 3, p0:p1]
+            v0 = wt[f0]
+            v1 = wt[f0 + 1]
+            v2 = wt[f0 + 2]
+            v3 = wt[f0 + 3]
+            t = 0
+            while t + 4 <= T:
+                x0 = xf[off[t] + p0:off[t] + p1]
+                x1 = xf[off[t + 1] + p0:off[t + 1] + p1]
+                x2 = xf[off[t + 2] + p0:off[t + 2] + p1]
+                x3 = xf[off[t + 3] + p0:off[t + 3] + p1]
+                w00 = v0[t]
+                w01 = v0[t + 1]
+                w02 = v0[t + 2]
+                w03 = v0[t + 3]
+                w10 = v1[t]
+                w11 = v1[t + 1]
+                w12 = v1[t + 2]
+                w13 = v1[t + 3]
+                w20 = v2[t]
+                w21 = v2[t + 1]
+                w22 = v2[t + 2]
+                w23 = v2[t + 3]
+                w30 = v3[t]
+                w31 = v3[t + 1]
+                w32 = v3[t + 2]
+                w33 = v3[t + 3]
+                for p in range(n):
+                    y0 = x0[p]
+                    y1 = x1[p]
+                    y2 = x2[p]
+                    y3 = x3[p]
+                    a0[p] += w00 * y0 + w01 * y1 + w02 * y2 + w03 * y3
+                    a1[p] += w10 * y0 + w11 * y1 + w12 * y2 + w13 * y3
+                    a2[p] += w20 * y0 + w21 * y1 + w22 * y2 + w23 * y3
+                    a3[p] += w30 * y0 + w31 * y1 + w32 * y2 + w33 * y3
+                t += 4
+            while t < T:
+                x0 = xf[off[t] + p0:off[t] + p1]
+                w00 = v0[t]
+                w10 = v1[t]
+                w20 = v2[t]
+                w30 = v3[t]
+                for p in range(n):
+                    y0 = x0[p]
+                    a0[p] += w00 * y0
+                    a1[p] += w10 * y0
+                    a2[p] += w20 * y0
+                    a3[p] += w30 * y0
+                t += 1
+        f = F4
+        if F - f >= 2:
+            a0 = acc[f, p0:p1]
+            a1 = acc[f + 1, p0:p1]
+            v0 = wt[f]
+            v1 = wt[f + 1]
+            t = 0
+            while t + 4 <= T:
+                x0 = xf[off[t] + p0:off[t] + p1]
+                x1 = xf[off[t + 1] + p0:off[t + 1] + p1]
+                x2 = xf[off[t + 2] + p0:off[t + 2] + p1]
+                x3 = xf[off[t + 3] + p0:off[t + 3] + p1]
+                w00 = v0[t]
+                w01 = v0[t + 1]
+                w02 = v0[t + 2]
+                w03 = v0[t + 3]
+                w10 = v1[t]
+                w11 = v1[t + 1]
+                w12 = v1[t + 2]
+                w13 = v1[t + 3]
+                for p in range(n):
+                    y0 = x0[p]
+                    y1 = x1[p]
+                    y2 = x2[p]
+                    y3 = x3[p]
+                    a0[p] += w00 * y0 + w01 * y1 + w02 * y2 + w03 * y3
+                    a1[p] += w10 * y0 + w11 * y1 + w12 * y2 + w13 * y3
+                t += 4
+            while t < T:
+                x0 = xf[off[t] + p0:off[t] + p1]
+                w00 = v0[t]
+                w10 = v1[t]
+                for p in range(n):
+                    y0 = x0[p]
+                    a0[p] += w00 * y0
+                    a1[p] += w10 * y0
+                t += 1
+            f += 2
+        if f < F:
+            a0 = acc[f, p0:p1]
+            v0 = wt[f]
+            t = 0
+            while t + 8 <= T:
+                x0 = xf[off[t] + p0:off[t] + p1]
+                x1 = xf[off[t + 1] + p0:off[t + 1] + p1]
+                x2 = xf[off[t + 2] + p0:off[t + 2] + p1]
+                x3 = xf[off[t + 3] + p0:off[t + 3] + p1]
+                x4 = xf[off[t + 4] + p0:off[t + 4] + p1]
+                x5 = xf[off[t + 5] + p0:off[t + 5] + p1]
+                x6 = xf[off[t + 6] + p0:off[t + 6] + p1]
+                x7 = xf[off[t + 7] + p0:off[t + 7] + p1]
+                w00 = v0[t]
+                w01 = v0[t + 1]
+                w02 = v0[t + 2]
+                w03 = v0[t + 3]
+                w04 = v0[t + 4]
+                w05 = v0[t + 5]
+                w06 = v0[t + 6]
+                w07 = v0[t + 7]
+                for p in range(n):
+                    a0[p] += (w00 * x0[p] + w01 * x1[p] + w02 * x2[p] + w03 * x3[p]
+                              + w04 * x4[p] + w05 * x5[p] + w06 * x6[p] + w07 * x7[p])
+                t += 8
+            while t < T:
+                x0 = xf[off[t] + p0:off[t] + p1]
+                w00 = v0[t]
+                for p in range(n):
+                    a0[p] += w00 * x0[p]
+                t += 1
+
+
+@jit
+def _dw_sample(xf, off, dwd, part, T, Lr):
+    """part (F, T) += sum_p dwd[:, p] * xf[off[t] + p]  for one sample (dwd is the wide dout)."""
+    F = dwd.shape[0]
+    F4 = F // 4 * 4
+    for f0 in range(0, F4, 4):
+        d0 = dwd[f0, :Lr]
+        d1 = dwd[f0 + 1, :Lr]
+        d2 = dwd[f0 + 2, :Lr]
+        d3 = dwd[f0 + 3, :Lr]
+        q0 = part[f0]
+        q1 = part[f0 + 1]
+        q2 = part[f0 + 2]
+        q3 = part[f0 + 3]
+        t = 0
+        while t + 3 <= T:
+            x0 = xf[off[t]:off[t] + Lr]
+            x1 = xf[off[t + 1]:off[t + 1] + Lr]
+            x2 = xf[off[t + 2]:off[t + 2] + Lr]
+            s00 = q0[t]
+            s01 = q0[t + 1]
+            s02 = q0[t + 2]
+            s10 = q1[t]
+            s11 = q1[t + 1]
+            s12 = q1[t + 2]
+            s20 = q2[t]
+            s21 = q2[t + 1]
+            s22 = q2[t + 2]
+            s30 = q3[t]
+            s31 = q3[t + 1]
+            s32 = q3[t + 2]
+            for p in range(Lr):
+                e0 = d0[p]
+                e1 = d1[p]
+                e2 = d2[p]
+                e3 = d3[p]
+                y0 = x0[p]
+                y1 = x1[p]
+                y2 = x2[p]
+                s00 += e0 * y0
+                s01 += e0 * y1
+                s02 += e0 * y2
+                s10 += e1 * y0
+                s11 += e1 * y1
+                s12 += e1 * y2
+                s20 += e2 * y0
+                s21 += e2 * y1
+                s22 += e2 * y2
+                s30 += e3 * y0
+                s31 += e3 * y1
+                s32 += e3 * y2
+            q0[t] = s00
+            q0[t + 1] = s01
+            q0[t + 2] = s02
+            q1[t] = s10
+            q1[t + 1] = s11
+            q1[t + 2] = s12
+            q2[t] = s20
+            q2[t + 1] = s21
+            q2[t + 2] = s22
+            q3[t] = s30
+            q3[t + 1] = s31
+            q3[t + 2] = s32
+            t += 3
+        while t < T:
+            x0 = xf[off[t]:off[t] + Lr]
+            s00 = q0[t]
+            s10 = q1[t]
+            s20 = q2[t]
+            s30 = q3[t]
+            for p in range(Lr):
+                y0 = x0[p]
+                s00 += d0[p] * y0
+                s10 += d1[p] * y0
+                s20 += d2[p] * y0
+                s30 += d3[p] * y0
+            q0[t] = s00
+            q1[t] = s10
+            q2[t] = s20
+            q3[t] = s30
+            t += 1
+    f = F4
+    if F - f >= 2:
+        d0 = dwd[f, :Lr]
+        d1 = dwd[f + 1, :Lr]
+        q0 = part[f]
+        q1 = part[f + 1]
+        t = 0
+        while t + 4 <= T:
+            x0 = xf[off[t]:off[t] + Lr]
+            x1 = xf[off[t + 1]:off[t + 1] + Lr]
+            x2 = xf[off[t + 2]:off[t + 2] + Lr]
+            x3 = xf[off[t + 3]:off[t + 3] + Lr]
+            s00 = q0[t]
+            s01 = q0[t + 1]
+            s02 = q0[t + 2]
+            s03 = q0[t + 3]
+            s10 = q1[t]
+            s11 = q1[t + 1]
+            s12 = q1[t + 2]
+            s13 = q1[t + 3]
+            for p in range(Lr):
+                e0 = d0[p]
+                e1 = d1[p]
+                y0 = x0[p]
+                y1 = x1[p]
+                y2 = x2[p]
+                y3 = x3[p]
+                s00 += e0 * y0
+                s01 += e0 * y1
+                s02 += e0 * y2
+                s03 += e0 * y3
+                s10 += e1 * y0
+                s11 += e1 * y1
+                s12 += e1 * y2
+                s13 += e1 * y3
+            q0[t] = s00
+            q0[t + 1] = s01
+            q0[t + 2] = s02
+            q0[t + 3] = s03
+            q1[t] = s10
+            q1[t + 1] = s11
+            q1[t + 2] = s12
+            q1[t + 3] = s13
+            t += 4
+        while t < T:
+            x0 = xf[off[t]:off[t] + Lr]
+            s00 = q0[t]
+            s10 = q1[t]
+            for p in range(Lr):
+                y0 = x0[p]
+                s00 += d0[p] * y0
+                s10 += d1[p] * y0
+            q0[t] = s00
+            q1[t] = s10
+            t += 1
+        f += 2
+    if f < F:
+        d0 = dwd[f, :Lr]
+        q0 = part[f]
+        t = 0
+        while t + 4 <= T:
+            x0 = xf[off[t]:off[t] + Lr]
+            x1 = xf[off[t + 1]:off[t + 1] + Lr]
+            x2 = xf[off[t + 2]:off[t + 2] + Lr]
+            x3 = xf[off[t + 3]:off[t + 3] + Lr]
+            s00 = q0[t]
+            s01 = q0[t + 1]
+            s02 = q0[t + 2]
+            s03 = q0[t + 3]
+            for p in range(Lr):
+                e0 = d0[p]
+                s00 += e0 * x0[p]
+                s01 += e0 * x1[p]
+                s02 += e0 * x2[p]
+                s03 += e0 * x3[p]
+            q0[t] = s00
+            q0[t + 1] = s01
+            q0[t + 2] = s02
+            q0[t + 3] = s03
+            t += 4
+        while t < T:
+            x0 = xf[off[t]:off[t] + Lr]
+            s00 = q0[t]
+            for p in range(Lr):
+                s00 += d0[p] * x0[p]
+            q0[t] = s00
+            t += 1
+
+
+# --------------------------------------------------------------------------------------------
+# stride 1
+
+@pjit
+def conv_forward(xp, w, b, out):
+    """xp (N, C, Hpa, Wp) padded input, w (F, C, KH, KW), b (F,) -> out (N, F, OH, OW), stride 1.
+
+    Overwrites `out`. OW = Wp - KW + 1 exactly; Hpa >= OH + KH - 1 (rows below are never part of
+    an output; a few zero rows there let the wide range be rounded up, see the module doc).
+    Also computes the stride-1 data gradient: dx = conv_forward(pad(dout), flip(w^T), 0).
+    """
+    N, C, Hpa, Wp = xp.shape
+    F, _, KH, KW = w.shape
+    OH = out.shape[2]
+    OW = out.shape[3]
+    T = C * KH * KW
+    S = C * Hpa * Wp
+    L = (OH - 1) * Wp + OW
+    off = _taps(C, Hpa, Wp, KH, KW)
+    Lr = _wide_len(off, S, L)
+    wt = w.reshape(F, T)
+    for n in prange(N):
+        xf = xp[n].reshape(S)
+        acc = np.empty((F, Lr), out.dtype)
+        _fwd_sample(xf, off, wt, b, acc, T, Lr)
+        for f in range(F):
+            for oh in range(OH):
+                src = acc[f, oh * Wp:oh * Wp + OW]
+                dst = out[n, f, oh]
+                for ow in range(OW):
+                    dst[ow] = src[ow]
+
+
+@pjit
+def conv_backward_weight(xp, dout, dw, db, nchunks):
+    """xp (N, C, Hpa, Wp) padded input, dout (N, F, OH, OW) -> dw (F, C, KH, KW) +=, db (F,) +=.
+
+    Stride 1. Parallel over `nchunks` chunks of the batch (pass numba.get_num_threads(); calling
+    it in here would stop the kernel from being cached), each into its own partial buffer; the
+    partials are then added serially (race free).
+    """
+    N, C, Hpa, Wp = xp.shape
+    F, _, KH, KW = dw.shape
+    OH = dout.shape[2]
+    OW = dout.shape[3]
+    T = C * KH * KW
+    S = C * Hpa * Wp
+    L = (OH - 1) * Wp + OW
+    off = _taps(C, Hpa, Wp, KH, KW)
+    Lr = _wide_len(off, S, L)
+    nchunks = max(1, min(N, nchunks))
+    parts = np.zeros((nchunks, F, T), dw.dtype)
+    pdb = np.zeros((nchunks, F), dw.dtype)
+    for k in prange(nchunks):
+        dwd = np.zeros((F, Lr), dout.dtype)   # the wide dout: zeros in the junk columns
+        part = parts[k]
+        for n in range(k * N // nchunks, (k + 1) * N // nchunks):
+            for f in range(F):
+                s = pdb[k, f]
+                for oh in range(OH):
+                    src = dout[n, f, oh]
+                    dst = dwd[f, oh * Wp:oh * Wp + OW]
+                    for ow in range(OW):
+                        v = src[ow]
+                        dst[ow] = v
+                        s += v
+                pdb[k, f] = s
+            _dw_sample(xp[n].reshape(S), off, dwd, part, T, Lr)
+    wf = dw.reshape(F, T)
+    for k in range(nchunks):
+        for f in range(F):
+            db[f] += pdb[k, f]
+            for t in range(T):
+                wf[f, t] += parts[k, f, t]
+
+
+# --------------------------------------------------------------------------------------------
+# any stride (the simple path)
+
+@pjit
+def conv_forward_strided(xp, w, b, out, sh, sw):
+    """xp (N, C, Hp, Wp) padded input, w (F, C, KH, KW), b (F,) -> out (N, F, OH, OW).
+
+    Any stride (sh, sw); overwrites `out`. out[n, f, oh, ow] = b[f] +
+    sum_{c, kh, kw} w[f, c, kh, kw] * xp[n, c, oh*sh + kh, ow*sw + kw].
+    """
+    N, C = xp.shape[0], xp.shape[1]
+    F, _, KH, KW = w.shape
+    OH = out.shape[2]
+    OW = out.shape[3]
+    for n in prange(N):
+        for f in range(F):
+            bf = b[f]
+            for oh in range(OH):
+                o = out[n, f, oh]
+                for ow in range(OW):
+                    o[ow] = bf
+            for c in range(C):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        wv = w[f, c, kh, kw]
+                        for oh in range(OH):
+                            o = out[n, f, oh]
+                            xs = xp[n, c, oh * sh + kh, kw:]
+                            for ow in range(OW):
+                                o[ow] += wv * xs[ow * sw]
+
+
+@pjit
+def conv_backward_data_strided(dout, w, dxp, sh, sw):
+    """dout (N, F, OH, OW), w (F, C, KH, KW) -> dxp (N, C, Hp, Wp), the padded input's gradient.
+
+    Any stride; overwrites `dxp` (the layer crops the padding away).
+    """
+    N, F, OH, OW = dout.shape
+    _, C, KH, KW = w.shape
+    for n in prange(N):
+        dxp[n] = 0
+        for f in range(F):
+            for c in range(C):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        wv = w[f, c, kh, kw]
+                        for oh in range(OH):
+                            d = dout[n, f, oh]
+                            xs = dxp[n, c, oh * sh + kh, kw:]
+                            for ow in range(OW):
+                                xs[ow * sw] += wv * d[ow]
+
+
+@pjit
+def conv_backward_weight_strided(xp, dout, dw, db, sh, sw):
+    """xp (N, C, Hp, Wp) padded input, dout (N, F, OH, OW) -> dw (F, C, KH, KW) +=, db (F,) +=.
+
+    Any stride. Parallel over output channels f (each writes only dw[f], db[f]).
+    """
+    N, C = xp.shape[0], xp.shape[1]
+    F, _, KH, KW = dw.shape
+    OH = dout.shape[2]
+    OW = dout.shape[3]
+    for f in prange(F):
+        for n in range(N):
+            s = db[f]
+            for oh in range(OH):
+                d = dout[n, f, oh]
+                for ow in range(OW):
+                    s += d[ow]
+            db[f] = s
+            for c in range(C):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        s = dw[f, c, kh, kw]
+                        for oh in range(OH):
+                            d = dout[n, f, oh]
+                            xs = xp[n, c, oh * sh + kh, kw:]
+                            for ow in range(OW):
+                                s += d[ow] * xs[ow * sw]
+                        dw[f, c, kh, kw] = s
+
+
+# --------------------------------------------------------------------------------------------
+# padding copies
+
+@pjit
+def pad_into(x, xp, top, left):
+    """x (N, C, H, W) -> xp (N, C, Hp, Wp)[:, :, top:top+H, left:left+W]; xp's border untouched."""
+    N, C, H, W = x.shape
+    for n in prange(N):
+        for c in range(C):
+            for h in range(H):
+                src = x[n, c, h]
+                dst = xp[n, c, top + h, left:left + W]
+                for i in range(W):
+                    dst[i] = src[i]
+
+
+@pjit
+def crop_into(xp, x, top, left):
+    """xp (N, C, Hp, Wp) -> x (N, C, H, W) = xp[:, :, top:top+H, left:left+W]."""
+    N, C, H, W = x.shape
+    for n in prange(N):
+        for c in range(C):
+            for h in range(H):
+                src = xp[n, c, top + h, left:left + W]
+                dst = x[n, c, h]
+                for i in range(W):
+                    dst[i] = src[i]

@@ -1,0 +1,231 @@
+"""`conv`: 2-D convolution whose filters span the full input depth.
+
+    - conv: {filters: 32, size: 5, stride: 1, pad: same, bias: true}
+    - conv: 32                     # short form: filters
+
+Input (C, H, W) -> output (F, OH, OW); weight (F, C, KH, KW), bias (F,).
+Output sizes are strict, like pooling: a stride that does not tile the padded input exactly is
+a ShapeError that says which stride or extra padding would fit (no pixel is dropped silently).
+'same' pads (k-1)//2 before and k//2 after (the extra pixel at the bottom/right); with stride > 1
+the strict check then applies to that padding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from ..errors import ShapeError
+from ..kernels import conv as K
+from ..spec import option, padding, pair
+from .base import Layer, _fit_hint, conv_out_size, resolve_padding
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """Options shared by `conv` and `local` (locally-connected) layers."""
+    filters: int = option(min=1, doc="number of filters (output channels)")
+    size: tuple[int, int] = option((3, 3), convert=pair(1, "size"),
+                                   doc="window size: k or [kh, kw]")
+    stride: tuple[int, int] = option((1, 1), convert=pair(1, "stride"),
+                                     doc="step between windows: s or [sh, sw]")
+    pad: tuple | str = option((0, 0, 0, 0), convert=padding,
+                              doc="zero padding: same | valid | p | [ph, pw] | [top, bottom, left, right]")
+    bias: bool = option(True, doc="learn a bias (conv: one per filter; local: one per output pixel)")
+
+    def __post_init__(self):
+        # build_spec has already converted; this normalises specs built directly in Python.
+        f = self.filters
+        if isinstance(f, bool) or not isinstance(f, int) or f < 1:
+            raise ValueError(f"filters: must be an integer >= 1, got {f!r}")
+        for key, convert in (("size", pair(1, "size")), ("stride", pair(1, "stride")),
+                             ("pad", padding)):
+            try:
+                value = convert(getattr(self, key))
+            except ValueError as e:
+                raise ValueError(f"{key}: {e}") from None
+            object.__setattr__(self, key, value)
+
+
+class Geometry(NamedTuple):
+    C: int
+    H: int
+    W: int
+    KH: int
+    KW: int
+    SH: int
+    SW: int
+    pt: int      # padding top, bottom, left, right
+    pb: int
+    pl: int
+    pr: int
+    OH: int
+    OW: int
+
+    @property
+    def Hp(self) -> int:
+        return self.H + self.pt + self.pb
+
+    @property
+    def Wp(self) -> int:
+        return self.W + self.pl + self.pr
+
+
+def _out_len(n: int, k: int, s: int, lo: int, hi: int, what: str, unit: str) -> int:
+    span = n + lo + hi - k
+    if span >= 0 and span % s:
+        left = span % s
+        raise ShapeError(
+            f"{what}: size {k} stride {s} does not fit an input of {n} with padding {lo}+{hi} "
+            f"(needs (input + padding - size) % stride == 0; the last {left} {unit}"
+            f"{'s' if left > 1 else ''} would be ignored); {_fit_hint(n, k, s, lo + hi)}")
+    return conv_out_size(n, k, s, lo, hi, what=what)
+
+
+def conv_geometry(spec: ConvSpec, in_shape: tuple, name: str, kind: str) -> Geometry:
+    """Check that the window fits `in_shape` (C, H, W) and compute every size."""
+    if len(in_shape) != 3:
+        what = f"a vector of {in_shape[0]} values" if len(in_shape) == 1 else f"shape {tuple(in_shape)}"
+        raise ShapeError(
+            f"{name}: {kind} needs an image input (C, H, W), got {what}; put {kind} layers "
+            f"before flatten/dense, or give the data (or `input:`) as [C, H, W]")
+    C, H, W = (int(d) for d in in_shape)
+    KH, KW = spec.size
+    SH, SW = spec.stride
+    pt, pb, pl, pr = resolve_padding(spec.pad, KH, KW)
+    OH = _out_len(H, KH, SH, pt, pb, f"{name}: height", "row")
+    OW = _out_len(W, KW, SW, pl, pr, f"{name}: width", "column")
+    return Geometry(C, H, W, KH, KW, SH, SW, pt, pb, pl, pr, OH, OW)
+
+
+def describe_window(spec: ConvSpec, g: Geometry) -> str:
+    """'32@5x5 s1 p2' (filters@KHxKW, stride, padding)."""
+    s = f"s{g.SH}" if g.SH == g.SW else f"s{g.SH}x{g.SW}"
+    if g.pt == g.pb == g.pl == g.pr:
+        p = f"p{g.pt}"
+    elif g.pt == g.pb and g.pl == g.pr:
+        p = f"p{g.pt}x{g.pl}"
+    else:
+        p = f"p[{g.pt},{g.pb},{g.pl},{g.pr}]"
+    return f"{spec.filters}@{g.KH}x{g.KW} {s} {p}"
+
+
+def pad_input(x: np.ndarray, g: Geometry, extra_rows: int = 0) -> np.ndarray:
+    """Zero-padded copy (N, C, Hp + extra_rows, Wp) of x (N, C, H, W)."""
+    N = x.shape[0]
+    xp = np.zeros((N, g.C, g.Hp + extra_rows, g.Wp), dtype=x.dtype)
+    K.pad_into(x, xp, g.pt, g.pl)
+    return xp
+
+
+def crop_input(xp: np.ndarray, g: Geometry) -> np.ndarray:
+    """The (N, C, H, W) interior of a padded (N, C, Hp, Wp) array, as a new C-contiguous array."""
+    x = np.empty((xp.shape[0], g.C, g.H, g.W), dtype=xp.dtype)
+    K.crop_into(xp, x, g.pt, g.pl)
+    return x
+
+
+def slack_rows(width: int) -> int:
+    """Zero rows to add below a padded image so the stride-1 kernels may round their range up."""
+    return -(-K.ROUND // width)
+
+
+class ConvCache(NamedTuple):
+    xp: np.ndarray          # the zero-padded input (N, C, Hp [+ slack rows], Wp)
+
+
+class Conv2D(Layer):
+    """Convolution: out[n, f] = bias[f] + sum_c correlate(x[n, c], weight[f, c]) (strided, padded)."""
+    type = "conv"
+    Spec = ConvSpec
+    short = "filters"
+
+    def __init__(self, spec, in_shape, *, dtype=np.float32, name: str = ""):
+        super().__init__(spec, in_shape, dtype=dtype, name=name)
+        self.geom = conv_geometry(spec, self.in_shape, self.name, self.type)
+
+    # --- shapes and counts --------------------------------------------------------------------
+    def out_shape(self, in_shape):
+        g = conv_geometry(self.spec, in_shape, self.name, self.type)
+        return (self.spec.filters, g.OH, g.OW)
+
+    def param_shapes(self):
+        g = self.geom
+        shapes = {"weight": (self.spec.filters, g.C, g.KH, g.KW)}
+        if self.spec.bias:
+            shapes["bias"] = (self.spec.filters,)
+        return shapes
+
+    def fans(self):
+        g = self.geom
+        return (g.C * g.KH * g.KW, self.spec.filters * g.KH * g.KW)
+
+    def flops(self, in_shape):
+        """2 * F*OH*OW*C*KH*KW: one multiply-add per weight tap and output; the bias add is not
+        counted (it is F*OH*OW adds, < 1/(C*KH*KW) of the total)."""
+        g = conv_geometry(self.spec, tuple(in_shape), self.name, self.type)
+        return 2 * self.spec.filters * g.OH * g.OW * g.C * g.KH * g.KW
+
+    def describe(self):
+        return describe_window(self.spec, self.geom)
+
+    # --- computation --------------------------------------------------------------------------
+    def _check_input(self, x):
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.in_shape:
+            raise ShapeError(f"{self.name}: expected a batch of shape (N, {', '.join(map(str, self.in_shape))}), "
+                             f"got {tuple(x.shape)}")
+
+    def _bias(self):
+        if self.spec.bias:
+            return self.params["bias"]
+        return np.zeros(self.spec.filters, dtype=self.dtype)
+
+    def forward(self, x, *, train):
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        self._check_input(x)
+        g = self.geom
+        w = self.params["weight"]
+        out = np.empty((x.shape[0], self.spec.filters, g.OH, g.OW), dtype=self.dtype)
+        if g.SH == 1 and g.SW == 1:
+            xp = pad_input(x, g, slack_rows(g.Wp))
+            K.conv_forward(xp, w, self._bias(), out)
+        else:
+            xp = pad_input(x, g)
+            K.conv_forward_strided(xp, w, self._bias(), out, g.SH, g.SW)
+        return out, ConvCache(xp)
+
+    def backward(self, dout, cache):
+        g = self.geom
+        F = self.spec.filters
+        N = cache.xp.shape[0]
+        dout = np.ascontiguousarray(dout, dtype=self.dtype)
+        if dout.shape != (N, F, g.OH, g.OW):
+            raise ShapeError(f"{self.name}: expected a gradient of shape {(N, F, g.OH, g.OW)}, "
+                             f"got {dout.shape}")
+        w = self.params["weight"]
+        dw = self.grads["weight"]
+        db = self.grads["bias"] if self.spec.bias else np.zeros(F, dtype=self.dtype)
+        if g.SH == 1 and g.SW == 1:
+            K.conv_backward_weight(cache.xp, dout, dw, db, numba.get_num_threads())
+            # dx is the 'full' correlation of dout with the flipped, transposed filters: pad dout
+            # by K-1-pad on each side (crop where the padding exceeded K-1) and run the forward.
+            q = [g.KH - 1 - g.pt, g.KH - 1 - g.pb, g.KW - 1 - g.pl, g.KW - 1 - g.pr]
+            d = dout
+            if min(q) < 0:
+                d = np.ascontiguousarray(dout[:, :, max(0, -q[0]):g.OH - max(0, -q[1]),
+                                              max(0, -q[2]):g.OW - max(0, -q[3])])
+                q = [max(0, v) for v in q]
+            Hd, Wd = g.H + g.KH - 1, g.W + g.KW - 1
+            dp = np.zeros((N, F, Hd + slack_rows(Wd), Wd), dtype=self.dtype)
+            K.pad_into(d, dp, q[0], q[2])
+            wflip = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+            dx = np.empty((N, g.C, g.H, g.W), dtype=self.dtype)
+            K.conv_forward(dp, wflip, np.zeros(g.C, dtype=self.dtype), dx)
+            return dx
+        K.conv_backward_weight_strided(cache.xp, dout, dw, db, g.SH, g.SW)
+        dxp = np.empty(cache.xp.shape, dtype=self.dtype)
+        K.conv_backward_data_strided(dout, w, dxp, g.SH, g.SW)
+        return crop_input(dxp, g)
+

@@ -1,0 +1,112 @@
+"""`local`: a locally-connected layer, a convolution whose filters are not shared across positions.
+
+    - local: {filters: 32, size: 5, stride: 1, pad: 0, bias: true}
+    - local: 32                    # short form: filters
+
+Input (C, H, W) -> output (F, OH, OW); weight (F, OH, OW, C, KH, KW): each output pixel has its
+own filter; bias (F, OH, OW). The keys, defaults and the strict output-size rule are those of
+`conv` (see layers/conv.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..kernels import local as K
+from .base import Layer
+from .conv import (
+    ConvSpec,
+    conv_geometry,
+    crop_input,
+    describe_window,
+    pad_input,
+    slack_rows,
+)
+
+
+@dataclass(frozen=True)
+class LocalSpec(ConvSpec):
+    """The keys of `conv`: filters, size, stride, pad, bias."""
+
+
+class LocalCache(NamedTuple):
+    xp: np.ndarray          # the zero-padded input (N, C, Hp, Wp)
+
+
+class LocallyConnected(Layer):
+    """out[n, f, oh, ow] = bias[f, oh, ow] + <weight[f, oh, ow], the input window at (oh, ow)>."""
+    type = "local"
+    Spec = LocalSpec
+    short = "filters"
+
+    def __init__(self, spec, in_shape, *, dtype=np.float32, name: str = ""):
+        super().__init__(spec, in_shape, dtype=dtype, name=name)
+        self.geom = conv_geometry(spec, self.in_shape, self.name, self.type)
+
+    # --- shapes and counts --------------------------------------------------------------------
+    def out_shape(self, in_shape):
+        g = conv_geometry(self.spec, in_shape, self.name, self.type)
+        return (self.spec.filters, g.OH, g.OW)
+
+    def param_shapes(self):
+        g = self.geom
+        F = self.spec.filters
+        shapes = {"weight": (F, g.OH, g.OW, g.C, g.KH, g.KW)}
+        if self.spec.bias:
+            shapes["bias"] = (F, g.OH, g.OW)
+        return shapes
+
+    def fans(self):
+        g = self.geom
+        return (g.C * g.KH * g.KW, self.spec.filters * g.KH * g.KW)
+
+    def flops(self, in_shape):
+        """2 * F*OH*OW*C*KH*KW, as for conv (the bias add is not counted)."""
+        g = conv_geometry(self.spec, tuple(in_shape), self.name, self.type)
+        return 2 * self.spec.filters * g.OH * g.OW * g.C * g.KH * g.KW
+
+    def describe(self):
+        return describe_window(self.spec, self.geom)
+
+    # --- computation --------------------------------------------------------------------------
+    def _bias(self):
+        if self.spec.bias:
+            return self.params["bias"]
+        g = self.geom
+        return np.zeros((self.spec.filters, g.OH, g.OW), dtype=self.dtype)
+
+    def forward(self, x, *, train):
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.in_shape:
+            raise ShapeError(f"{self.name}: expected a batch of shape "
+                             f"(N, {', '.join(map(str, self.in_shape))}), got {tuple(x.shape)}")
+        g = self.geom
+        out = np.empty((x.shape[0], self.spec.filters, g.OH, g.OW), dtype=self.dtype)
+        if g.SH == 1 and g.SW == 1:
+            xp = pad_input(x, g, slack_rows(g.Wp))
+            K.local_forward_s1(xp, self.params["weight"], self._bias(), out)
+        else:
+            xp = pad_input(x, g)
+            K.local_forward(xp, self.params["weight"], self._bias(), out, g.SH, g.SW)
+        return out, LocalCache(xp)
+
+    def backward(self, dout, cache):
+        g = self.geom
+        F = self.spec.filters
+        N = cache.xp.shape[0]
+        dout = np.ascontiguousarray(dout, dtype=self.dtype)
+        if dout.shape != (N, F, g.OH, g.OW):
+            raise ShapeError(f"{self.name}: expected a gradient of shape {(N, F, g.OH, g.OW)}, "
+                             f"got {dout.shape}")
+        db = self.grads["bias"] if self.spec.bias else np.zeros((F, g.OH, g.OW), dtype=self.dtype)
+        dxp = np.empty(cache.xp.shape, dtype=self.dtype)
+        if g.SH == 1 and g.SW == 1:
+            K.local_backward_weight_s1(cache.xp, dout, self.grads["weight"], db)
+            K.local_backward_data_s1(dout, self.params["weight"], dxp)
+        else:
+            K.local_backward_weight(cache.xp, dout, self.grads["weight"], db, g.SH, g.SW)
+            K.local_backward_data(dout, self.params["weight"], dxp, g.SH, g.SW)
+        return crop_input(dxp, g)
