@@ -181,7 +181,9 @@ class DivergenceConfig:
     factor: float = option(2.0, min=1.0, min_exclusive=True, doc="divide the lr by this")
     max_retries: int = option(8, min=0)
     threshold: float = option(10.0, min=1.0, min_exclusive=True,
-                              doc="a loss above threshold x the running loss diverges")
+                              doc="a step diverges when its loss is not finite or exceeds threshold x "
+                                  "max(running mean of recent losses, ln(classes)); the floor "
+                                  "keeps noisy batches late in training from firing it")
     snapshot_every: int = option(50, min=1, doc="steps between rollback snapshots")
     window: int = option(50, min=1, doc="steps in the running loss")
 

@@ -116,8 +116,8 @@ def test_conv_edge_shapes(raw, in_shape):
     assert_all_close(got, want, rtol=1e-10, atol=1e-10)
 
 
-def test_conv_forward_kernel_without_slack_rows():
-    """The stride-1 kernel must not read past a padded input that has no spare rows."""
+def test_stride1_kernels_without_slack_rows():
+    """The stride-1 kernels must not read past a padded input that has no spare rows."""
     rng = np.random.default_rng(4)
     for Wp in (5, 7, 17):
         xp = rng.standard_normal((2, 3, 6, Wp))
@@ -133,6 +133,19 @@ def test_conv_forward_kernel_without_slack_rows():
         _, rdw, rdb = R.conv2d_backward(xp, w, dout, (1, 1), (0, 0, 0, 0))
         np.testing.assert_allclose(dw, rdw, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(db, rdb, rtol=1e-12, atol=1e-12)
+        # the locally-connected stride-1 kernels too
+        wl = rng.standard_normal((5, 4, Wp - 2, 3, 3, 3))
+        bl = rng.standard_normal((5, 4, Wp - 2))
+        KL.local_forward_s1(xp, wl, bl, out)
+        np.testing.assert_allclose(out, R.local2d(xp, wl, bl, (1, 1), (0, 0, 0, 0)), rtol=1e-12, atol=1e-12)
+        dwl = np.zeros_like(wl)
+        dbl = np.zeros_like(bl)
+        KL.local_backward_weight_s1(xp, dout, dwl, dbl)
+        dxp = np.empty_like(xp)
+        KL.local_backward_data_s1(dout, wl, dxp)
+        rdx, rdw, rdb = R.local2d_backward(xp, wl, dout, (1, 1), (0, 0, 0, 0))
+        for got, want in ((dxp, rdx), (dwl, rdw), (dbl, rdb)):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["conv", "local"])

@@ -8,7 +8,10 @@ to `xf` (C*Hpa*Wp values), output pixel (oh, ow) lives at p = oh*Wp + ow of a wi
 rows are Wp long (the last KW-1 columns of each wide row are junk and never copied out), and tap
 t = (c, kh, kw) reads `xf[off[t] + p]` with off[t] = c*Hpa*Wp + kh*Wp + kw. So every tap is one
 long contiguous stream over p, whatever C, KH, KW are: the inner loops run over p, LLVM
-vectorises them, and a block of 4 filters x 4 taps is register-blocked per pass.
+vectorises them, and each pass register-blocks 4 filters x 4 taps (forward: 4 accumulator rows,
+4 input streams) or 4 filters x 3 taps (grad-weight: 12 running sums, 7 streams).
+The data gradient of stride 1 is the forward kernel run on the padded dout with the flipped,
+transposed filters (the layer does the flip), so it shares this code.
 The wide range is rounded up to a multiple of 16 when the buffer has room for it (the layer
 allocates a few extra zero rows below the padded image), so no pass ends in a scalar tail.
 
@@ -21,7 +24,7 @@ import numpy as np
 
 from ._jit import jit, pjit, prange
 
-ROUND = 16     # the wide range is rounded up to this many elements (two AVX-512 / AVX2 x2 vectors)
+ROUND = 16     # the wide range is rounded up to this many elements (1 AVX-512 or 2 AVX2 vectors)
 TILE = 1024    # p is processed in tiles of this many elements so 4 accumulator rows stay in L1
 
 
