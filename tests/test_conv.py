@@ -106,6 +106,9 @@ def test_matches_reference_float32(kind, raw, in_shape):
     ({"filters": 4, "size": [1, 4]}, (1, 3, 4)),           # 1-pixel-wide output
     ({"filters": 2, "size": 1}, (3, 5, 5)),                # 1x1 convolution
     ({"filters": 5, "size": [5, 2], "pad": [4, 0, 1, 1]}, (2, 1, 3)),  # taller window than input
+    ({"filters": 3, "size": 1, "stride": 2}, (2, 7, 9)),                 # window < stride
+    ({"filters": 2, "size": [3, 1], "stride": [3, 2], "pad": [1, 2, 0, 1]}, (2, 9, 6)),
+    ({"filters": 6, "size": 5, "stride": 2, "pad": [2, 1]}, (3, 13, 11)),
 ])
 def test_conv_edge_shapes(raw, in_shape):
     layer = make("conv", raw, in_shape)
@@ -136,13 +139,13 @@ def test_stride1_kernels_without_slack_rows():
         # the locally-connected stride-1 kernels too
         wl = rng.standard_normal((5, 4, Wp - 2, 3, 3, 3))
         bl = rng.standard_normal((5, 4, Wp - 2))
-        KL.local_forward_s1(xp, wl, bl, out)
+        KL.local_forward(xp, wl, bl, out)
         np.testing.assert_allclose(out, R.local2d(xp, wl, bl, (1, 1), (0, 0, 0, 0)), rtol=1e-12, atol=1e-12)
         dwl = np.zeros_like(wl)
         dbl = np.zeros_like(bl)
-        KL.local_backward_weight_s1(xp, dout, dwl, dbl)
+        KL.local_backward_weight(xp, dout, dwl, dbl)
         dxp = np.empty_like(xp)
-        KL.local_backward_data_s1(dout, wl, dxp)
+        KL.local_backward_data(dout, wl, dxp)
         rdx, rdw, rdb = R.local2d_backward(xp, wl, dout, (1, 1), (0, 0, 0, 0))
         for got, want in ((dxp, rdx), (dwl, rdw), (dbl, rdb)):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
@@ -339,9 +342,8 @@ def test_kernels_compile_once_per_dtype():
                     x = rng.standard_normal((3, 2, 7, 7)).astype(dtype)
                     y, cache = layer.forward(x[:, :, :, :], train=True)
                     layer.backward(np.ones_like(y), cache)
-    kernels = [KC.conv_forward, KC.conv_backward_weight, KC.conv_forward_strided,
-               KC.conv_backward_data_strided, KC.conv_backward_weight_strided, KC.pad_into,
-               KC.crop_into, KL.local_forward, KL.local_backward_data, KL.local_backward_weight,
-               KL.local_forward_s1, KL.local_backward_data_s1, KL.local_backward_weight_s1]
+    kernels = [KC.conv_forward, KC.conv_backward_weight, KC.pad_into, KC.crop_into,
+               KC.pad_phases, KC.merge_phases,
+               KL.local_forward, KL.local_backward_data, KL.local_backward_weight]
     for k in kernels:
         assert len(k.signatures) <= 2, (k.__name__, k.signatures)

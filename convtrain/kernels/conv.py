@@ -15,6 +15,11 @@ transposed filters (the layer does the flip), so it shares this code.
 The wide range is rounded up to a multiple of 16 when the buffer has room for it (the layer
 allocates a few extra zero rows below the padded image), so no pass ends in a scalar tail.
 
+Other strides are reduced to stride 1 (see `pad_phases`): the padded input is split into its
+sh*sw stride phases, stacked as channels, and the filters are split the same way (zero taps where
+a phase runs past the window), so every stride runs on the same fast kernels. The zero taps cost
+ceil(KH/sh)*ceil(KW/sw)*sh*sw / (KH*KW) more multiply-adds (5x5 stride 2: 1.44x).
+
 Rules followed here (see DESIGN.md): prange only over the axis a loop writes; grad-weight uses
 per-thread partial buffers and a serial reduction; a prange body calls at most one helper per
 iteration (helpers taking arrays called inside hot loops of a parallel region made the kernel
@@ -438,90 +443,6 @@ def conv_backward_weight(xp, dout, dw, db, nchunks):
 
 
 # --------------------------------------------------------------------------------------------
-# any stride (the simple path)
-
-@pjit
-def conv_forward_strided(xp, w, b, out, sh, sw):
-    """xp (N, C, Hp, Wp) padded input, w (F, C, KH, KW), b (F,) -> out (N, F, OH, OW).
-
-    Any stride (sh, sw); overwrites `out`. out[n, f, oh, ow] = b[f] +
-    sum_{c, kh, kw} w[f, c, kh, kw] * xp[n, c, oh*sh + kh, ow*sw + kw].
-    """
-    N, C = xp.shape[0], xp.shape[1]
-    F, _, KH, KW = w.shape
-    OH = out.shape[2]
-    OW = out.shape[3]
-    for n in prange(N):
-        for f in range(F):
-            bf = b[f]
-            for oh in range(OH):
-                o = out[n, f, oh]
-                for ow in range(OW):
-                    o[ow] = bf
-            for c in range(C):
-                for kh in range(KH):
-                    for kw in range(KW):
-                        wv = w[f, c, kh, kw]
-                        for oh in range(OH):
-                            o = out[n, f, oh]
-                            xs = xp[n, c, oh * sh + kh, kw:]
-                            for ow in range(OW):
-                                o[ow] += wv * xs[ow * sw]
-
-
-@pjit
-def conv_backward_data_strided(dout, w, dxp, sh, sw):
-    """dout (N, F, OH, OW), w (F, C, KH, KW) -> dxp (N, C, Hp, Wp), the padded input's gradient.
-
-    Any stride; overwrites `dxp` (the layer crops the padding away).
-    """
-    N, F, OH, OW = dout.shape
-    _, C, KH, KW = w.shape
-    for n in prange(N):
-        dxp[n] = 0
-        for f in range(F):
-            for c in range(C):
-                for kh in range(KH):
-                    for kw in range(KW):
-                        wv = w[f, c, kh, kw]
-                        for oh in range(OH):
-                            d = dout[n, f, oh]
-                            xs = dxp[n, c, oh * sh + kh, kw:]
-                            for ow in range(OW):
-                                xs[ow * sw] += wv * d[ow]
-
-
-@pjit
-def conv_backward_weight_strided(xp, dout, dw, db, sh, sw):
-    """xp (N, C, Hp, Wp) padded input, dout (N, F, OH, OW) -> dw (F, C, KH, KW) +=, db (F,) +=.
-
-    Any stride. Parallel over output channels f (each writes only dw[f], db[f]).
-    """
-    N, C = xp.shape[0], xp.shape[1]
-    F, _, KH, KW = dw.shape
-    OH = dout.shape[2]
-    OW = dout.shape[3]
-    for f in prange(F):
-        for n in range(N):
-            s = db[f]
-            for oh in range(OH):
-                d = dout[n, f, oh]
-                for ow in range(OW):
-                    s += d[ow]
-            db[f] = s
-            for c in range(C):
-                for kh in range(KH):
-                    for kw in range(KW):
-                        s = dw[f, c, kh, kw]
-                        for oh in range(OH):
-                            d = dout[n, f, oh]
-                            xs = xp[n, c, oh * sh + kh, kw:]
-                            for ow in range(OW):
-                                s += d[ow] * xs[ow * sw]
-                        dw[f, c, kh, kw] = s
-
-
-# --------------------------------------------------------------------------------------------
 # padding copies
 
 @pjit
@@ -548,3 +469,53 @@ def crop_into(xp, x, top, left):
                 dst = x[n, c, h]
                 for i in range(W):
                     dst[i] = src[i]
+
+
+@pjit
+def pad_phases(x, xq, top, left, sh, sw, pa, pb):
+    """x (N, C, H, W) -> xq (N, C*pa*pb, Hq, Wq): the zero-padded input split into stride phases.
+
+    xq[n, (c*pa + a)*pb + b, i, j] = xpad[n, c, i*sh + a, j*sw + b] for phases a < pa, b < pb,
+    where xpad is x padded by `top` rows and `left` columns. A convolution with stride (sh, sw)
+    is then a stride-1 convolution of xq with the filters split the same way. Only the
+    in-image values are written: xq must start zeroed.
+    """
+    N, C, H, W = x.shape
+    Hq = xq.shape[2]
+    Wq = xq.shape[3]
+    for n in prange(N):
+        for c in range(C):
+            for a in range(pa):
+                for b in range(pb):
+                    q = xq[n, (c * pa + a) * pb + b]
+                    for i in range(Hq):
+                        h = i * sh + a - top
+                        if h < 0 or h >= H:
+                            continue
+                        src = x[n, c, h]
+                        dst = q[i]
+                        for j in range(Wq):
+                            w = j * sw + b - left
+                            if w >= 0 and w < W:
+                                dst[j] = src[w]
+
+
+@pjit
+def merge_phases(dxq, dx, top, left, sh, sw, pa, pb):
+    """dxq (N, C*pa*pb, Hq, Wq) -> dx (N, C, H, W), the inverse of pad_phases (for gradients).
+
+    Overwrites `dx`; a pixel of a phase beyond (pa, pb) touches no window and gets 0.
+    """
+    N, C, H, W = dx.shape
+    for n in prange(N):
+        for c in range(C):
+            for h in range(H):
+                a = (h + top) % sh
+                i = (h + top) // sh
+                dst = dx[n, c, h]
+                for w in range(W):
+                    b = (w + left) % sw
+                    if a < pa and b < pb:
+                        dst[w] = dxq[n, (c * pa + a) * pb + b, i, (w + left) // sw]
+                    else:
+                        dst[w] = 0

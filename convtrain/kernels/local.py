@@ -1,136 +1,21 @@
-"""Locally-connected (unshared convolution) kernels.
+"""Locally-connected (unshared convolution) kernels, stride 1.
 
 Layout NCHW; weight (F, OH, OW, C, KH, KW): every output pixel has its own filter; bias
-(F, OH, OW). The input arrives zero-padded (`xp`, (N, C, Hp, Wp)).
+(F, OH, OW). The input arrives zero-padded (`xp`, (N, C, Hpa, Wp)). Other strides are run by the
+layer as stride 1 over the input's stride phases (see kernels/conv.py, pad_phases).
 
-The weights are the big operand here (each is used once per sample), so the kernels first copy
-them tap-major, where a fixed tap (c, kh, kw) is a contiguous row over the output pixels.
-
-Stride 1 uses the "wide row" layout of kernels/conv.py: output pixel (oh, ow) sits at
+These use the "wide row" layout of kernels/conv.py: output pixel (oh, ow) sits at
 p = oh*Wp + ow, tap t = (c, kh, kw) reads the flattened padded sample at off[t] + p, and the
-weights are copied to wt (F, T, Lr) in that same layout (zeros in the KW-1 junk columns of each
-row), so every pass is a long contiguous stream over p. Two samples share each weight load.
-Other strides use plain loops over (F, C, KH, KW, OH, OW)-ordered weights.
+weights (the big operand here: each is used once per sample) are copied to wt (F, T, Lr) in that
+same layout, zeros in the KW-1 junk columns of each row, so every pass is a long contiguous
+stream over p. Two samples share each weight load in the forward and grad-weight kernels.
 """
 import numpy as np
 
 from ._jit import jit, pjit, prange
 
-
-@jit
-def _to_taps_major(w, wt, f):
-    """w[f] (OH, OW, C, KH, KW) -> wt[f] (C, KH, KW, OH, OW)."""
-    _, OH, OW, C, KH, KW = w.shape
-    for oh in range(OH):
-        for ow in range(OW):
-            src = w[f, oh, ow]
-            for c in range(C):
-                for kh in range(KH):
-                    for kw in range(KW):
-                        wt[f, c, kh, kw, oh, ow] = src[c, kh, kw]
-
-
-@pjit
-def local_forward(xp, w, b, out, sh, sw):
-    """xp (N, C, Hp, Wp), w (F, OH, OW, C, KH, KW), b (F, OH, OW) -> out (N, F, OH, OW).
-
-    out[n, f, oh, ow] = b[f, oh, ow] + sum_{c,kh,kw} w[f, oh, ow, c, kh, kw] * xp[n, c, oh*sh+kh,
-    ow*sw+kw]. Overwrites `out`; parallel over the batch.
-    """
-    N, C = xp.shape[0], xp.shape[1]
-    F, OH, OW, _, KH, KW = w.shape
-    wt = np.empty((F, C, KH, KW, OH, OW), w.dtype)
-    for f in prange(F):
-        _to_taps_major(w, wt, f)
-    for n in prange(N):
-        for f in range(F):
-            for oh in range(OH):
-                o = out[n, f, oh]
-                bs = b[f, oh]
-                for ow in range(OW):
-                    o[ow] = bs[ow]
-                for c in range(C):
-                    for kh in range(KH):
-                        xrow = xp[n, c, oh * sh + kh]
-                        for kw in range(KW):
-                            wr = wt[f, c, kh, kw, oh]
-                            xs = xrow[kw:]
-                            if sw == 1:
-                                for ow in range(OW):
-                                    o[ow] += wr[ow] * xs[ow]
-                            else:
-                                for ow in range(OW):
-                                    o[ow] += wr[ow] * xs[ow * sw]
-
-
-@pjit
-def local_backward_data(dout, w, dxp, sh, sw):
-    """dout (N, F, OH, OW), w (F, OH, OW, C, KH, KW) -> dxp (N, C, Hp, Wp), the padded input's
-    gradient. Overwrites `dxp` (the layer crops the padding away); parallel over the batch."""
-    N, F, OH, OW = dout.shape
-    _, _, _, C, KH, KW = w.shape
-    wt = np.empty((F, C, KH, KW, OH, OW), w.dtype)
-    for f in prange(F):
-        _to_taps_major(w, wt, f)
-    for n in prange(N):
-        dxp[n] = 0
-        for f in range(F):
-            for oh in range(OH):
-                d = dout[n, f, oh]
-                for c in range(C):
-                    for kh in range(KH):
-                        xrow = dxp[n, c, oh * sh + kh]
-                        for kw in range(KW):
-                            wr = wt[f, c, kh, kw, oh]
-                            xs = xrow[kw:]
-                            if sw == 1:
-                                for ow in range(OW):
-                                    xs[ow] += wr[ow] * d[ow]
-                            else:
-                                for ow in range(OW):
-                                    xs[ow * sw] += wr[ow] * d[ow]
-
-
-@pjit
-def local_backward_weight(xp, dout, dw, db, sh, sw):
-    """xp (N, C, Hp, Wp), dout (N, F, OH, OW) -> dw (F, OH, OW, C, KH, KW) +=, db (F, OH, OW) +=.
-
-    Parallel over filters f: each iteration writes only dw[f] and db[f] (race free).
-    """
-    N, C = xp.shape[0], xp.shape[1]
-    F, OH, OW, _, KH, KW = dw.shape
-    for f in prange(F):
-        g = np.zeros((C, KH, KW, OH, OW), dw.dtype)    # dw[f] with the taps major
-        dbf = db[f]
-        for n in range(N):
-            for oh in range(OH):
-                d = dout[n, f, oh]
-                dbr = dbf[oh]
-                for ow in range(OW):
-                    dbr[ow] += d[ow]
-                for c in range(C):
-                    for kh in range(KH):
-                        xrow = xp[n, c, oh * sh + kh]
-                        for kw in range(KW):
-                            gr = g[c, kh, kw, oh]
-                            xs = xrow[kw:]
-                            if sw == 1:
-                                for ow in range(OW):
-                                    gr[ow] += d[ow] * xs[ow]
-                            else:
-                                for ow in range(OW):
-                                    gr[ow] += d[ow] * xs[ow * sw]
-        for oh in range(OH):
-            for ow in range(OW):
-                dst = dw[f, oh, ow]
-                for c in range(C):
-                    for kh in range(KH):
-                        for kw in range(KW):
-                            dst[c, kh, kw] += g[c, kh, kw, oh, ow]
-
-
 # --------------------------------------------------------------------------------------------
-# stride 1: the wide layout
+# the wide layout (stride 1; the layer runs other strides over the input's stride phases)
 
 ROUND = 16     # as in kernels/conv.py: the wide range is rounded up when the buffer has room
 
@@ -222,7 +107,7 @@ def _fwd_pair(xa, xb, off, wt, bw, acca, accb, T, Lr):
 
 
 @pjit
-def local_forward_s1(xp, w, b, out):
+def local_forward(xp, w, b, out):
     """xp (N, C, Hpa, Wp), w (F, OH, OW, C, KH, KW), b (F, OH, OW) -> out (N, F, OH, OW), stride 1.
 
     Overwrites `out`. OW = Wp - KW + 1; Hpa >= OH + KH - 1 (a few spare zero rows below let the
@@ -279,7 +164,7 @@ def _dx_sample(dxf, off, wt, dw_, T, Lr):
 
 
 @pjit
-def local_backward_data_s1(dout, w, dxp):
+def local_backward_data(dout, w, dxp):
     """dout (N, F, OH, OW), w (F, OH, OW, C, KH, KW) -> dxp (N, C, Hpa, Wp), stride 1.
 
     The padded input's gradient; overwrites `dxp` (the layer crops the padding away). OW = Wp -
@@ -342,7 +227,7 @@ def _dw_filter(xp, dout, g, off, f, Wp, T, Lr):
 
 
 @pjit
-def local_backward_weight_s1(xp, dout, dw, db):
+def local_backward_weight(xp, dout, dw, db):
     """xp (N, C, Hpa, Wp), dout (N, F, OH, OW) -> dw (F, OH, OW, C, KH, KW) +=, db (F, OH, OW) +=.
 
     Stride 1, OW = Wp - KW + 1. Parallel over filters f: each iteration writes only dw[f], db[f].

@@ -132,8 +132,56 @@ def slack_rows(width: int) -> int:
     return -(-K.ROUND // width)
 
 
+def phases(g: Geometry) -> tuple[int, int, int, int]:
+    """(pa, pb, KHq, KWq): the stride phases a window touches and the split filter size, for
+    running a strided convolution as a stride-1 one (see kernels/conv.py, pad_phases)."""
+    return min(g.SH, g.KH), min(g.SW, g.KW), -(-g.KH // g.SH), -(-g.KW // g.SW)
+
+
+def split_weight(w: np.ndarray, g: Geometry) -> np.ndarray:
+    """w (..., C, KH, KW) -> (..., C*pa*pb, KHq, KWq): filter tap (i*sh + a, j*sw + b) of
+    channel c goes to phase channel (c*pa + a)*pb + b at (i, j); zeros past the window."""
+    pa, pb, khq, kwq = phases(g)
+    lead = w.shape[:-3]
+    m = len(lead)
+    full = np.zeros(lead + (g.C, khq * g.SH, kwq * g.SW), dtype=w.dtype)
+    full[..., :g.KH, :g.KW] = w
+    full = full.reshape(lead + (g.C, khq, g.SH, kwq, g.SW))
+    full = full.transpose(tuple(range(m)) + (m, m + 2, m + 4, m + 1, m + 3))
+    return np.ascontiguousarray(full[..., :pa, :pb, :, :].reshape(lead + (g.C * pa * pb, khq, kwq)))
+
+
+def merge_weight(wq: np.ndarray, g: Geometry) -> np.ndarray:
+    """The inverse of split_weight (for weight gradients): (..., C*pa*pb, KHq, KWq) -> (..., C, KH, KW)."""
+    pa, pb, khq, kwq = phases(g)
+    lead = wq.shape[:-3]
+    m = len(lead)
+    full = np.zeros(lead + (g.C, g.SH, g.SW, khq, kwq), dtype=wq.dtype)
+    full[..., :pa, :pb, :, :] = wq.reshape(lead + (g.C, pa, pb, khq, kwq))
+    full = full.transpose(tuple(range(m)) + (m, m + 3, m + 1, m + 4, m + 2))
+    return full.reshape(lead + (g.C, khq * g.SH, kwq * g.SW))[..., :g.KH, :g.KW]
+
+
+def split_input(x: np.ndarray, g: Geometry) -> np.ndarray:
+    """x (N, C, H, W) -> its padded stride phases (N, C*pa*pb, Hq + slack rows, Wq)."""
+    pa, pb, khq, kwq = phases(g)
+    hq, wq = g.OH + khq - 1, g.OW + kwq - 1
+    xq = np.zeros((x.shape[0], g.C * pa * pb, hq + slack_rows(wq), wq), dtype=x.dtype)
+    K.pad_phases(x, xq, g.pt, g.pl, g.SH, g.SW, pa, pb)
+    return xq
+
+
+def merge_input_grad(dxq: np.ndarray, g: Geometry) -> np.ndarray:
+    """The gradient of split_input: dxq (N, C*pa*pb, Hq, Wq) -> dx (N, C, H, W)."""
+    pa, pb, _, _ = phases(g)
+    dx = np.empty((dxq.shape[0], g.C, g.H, g.W), dtype=dxq.dtype)
+    K.merge_phases(dxq, dx, g.pt, g.pl, g.SH, g.SW, pa, pb)
+    return dx
+
+
 class ConvCache(NamedTuple):
-    xp: np.ndarray          # the zero-padded input (N, C, Hp [+ slack rows], Wp)
+    xp: np.ndarray   # the zero-padded input (N, C, Hp + slack rows, Wp); for stride > 1 split
+                     # into its stride phases (N, C*pa*pb, Hq + slack rows, Wq), see forward
 
 
 class Conv2D(Layer):
@@ -174,7 +222,8 @@ class Conv2D(Layer):
     # --- computation --------------------------------------------------------------------------
     def _check_input(self, x):
         if x.ndim != 4 or tuple(x.shape[1:]) != self.in_shape:
-            raise ShapeError(f"{self.name}: expected a batch of shape (N, {', '.join(map(str, self.in_shape))}), "
+            want = ", ".join(map(str, self.in_shape))
+            raise ShapeError(f"{self.name}: expected a batch of shape (N, {want}), "
                              f"got {tuple(x.shape)}")
 
     def _bias(self):
@@ -186,15 +235,16 @@ class Conv2D(Layer):
         x = np.ascontiguousarray(x, dtype=self.dtype)
         self._check_input(x)
         g = self.geom
+        N = x.shape[0]
         w = self.params["weight"]
-        out = np.empty((x.shape[0], self.spec.filters, g.OH, g.OW), dtype=self.dtype)
+        out = np.empty((N, self.spec.filters, g.OH, g.OW), dtype=self.dtype)
         if g.SH == 1 and g.SW == 1:
             xp = pad_input(x, g, slack_rows(g.Wp))
             K.conv_forward(xp, w, self._bias(), out)
-        else:
-            xp = pad_input(x, g)
-            K.conv_forward_strided(xp, w, self._bias(), out, g.SH, g.SW)
-        return out, ConvCache(xp)
+            return out, ConvCache(xp)
+        xq = split_input(x, g)
+        K.conv_forward(xq, split_weight(w, g), self._bias(), out)
+        return out, ConvCache(xq)
 
     def backward(self, dout, cache):
         g = self.geom
@@ -207,25 +257,37 @@ class Conv2D(Layer):
         w = self.params["weight"]
         dw = self.grads["weight"]
         db = self.grads["bias"] if self.spec.bias else np.zeros(F, dtype=self.dtype)
+        threads = numba.get_num_threads()
         if g.SH == 1 and g.SW == 1:
-            K.conv_backward_weight(cache.xp, dout, dw, db, numba.get_num_threads())
-            # dx is the 'full' correlation of dout with the flipped, transposed filters: pad dout
-            # by K-1-pad on each side (crop where the padding exceeded K-1) and run the forward.
-            q = [g.KH - 1 - g.pt, g.KH - 1 - g.pb, g.KW - 1 - g.pl, g.KW - 1 - g.pr]
-            d = dout
-            if min(q) < 0:
-                d = np.ascontiguousarray(dout[:, :, max(0, -q[0]):g.OH - max(0, -q[1]),
-                                              max(0, -q[2]):g.OW - max(0, -q[3])])
-                q = [max(0, v) for v in q]
-            Hd, Wd = g.H + g.KH - 1, g.W + g.KW - 1
-            dp = np.zeros((N, F, Hd + slack_rows(Wd), Wd), dtype=self.dtype)
-            K.pad_into(d, dp, q[0], q[2])
-            wflip = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-            dx = np.empty((N, g.C, g.H, g.W), dtype=self.dtype)
-            K.conv_forward(dp, wflip, np.zeros(g.C, dtype=self.dtype), dx)
-            return dx
-        K.conv_backward_weight_strided(cache.xp, dout, dw, db, g.SH, g.SW)
-        dxp = np.empty(cache.xp.shape, dtype=self.dtype)
-        K.conv_backward_data_strided(dout, w, dxp, g.SH, g.SW)
-        return crop_input(dxp, g)
+            K.conv_backward_weight(cache.xp, dout, dw, db, threads)
+            return data_gradient(dout, w, g.H, g.W, (g.pt, g.pb, g.pl, g.pr))
+        _, _, khq, kwq = phases(g)
+        wq = split_weight(w, g)
+        dwq = np.zeros_like(wq)
+        K.conv_backward_weight(cache.xp, dout, dwq, db, threads)
+        dw += merge_weight(dwq, g)
+        dxq = data_gradient(dout, wq, g.OH + khq - 1, g.OW + kwq - 1, (0, 0, 0, 0))
+        return merge_input_grad(dxq, g)
 
+
+def data_gradient(dout, w, H, W, pad):
+    """dx (N, C, H, W) of a stride-1 convolution of an (H, W) input padded by `pad`
+    (top, bottom, left, right) with filters w (F, C, KH, KW), given dout (N, F, OH, OW).
+
+    It is the 'full' correlation of dout with the flipped, transposed filters: dout padded by
+    K-1-pad on each side (cropped where the padding exceeded K-1) through the forward kernel.
+    """
+    N, F, OH, OW = dout.shape
+    _, C, KH, KW = w.shape
+    q = [KH - 1 - pad[0], KH - 1 - pad[1], KW - 1 - pad[2], KW - 1 - pad[3]]
+    if min(q) < 0:
+        dout = np.ascontiguousarray(dout[:, :, max(0, -q[0]):OH - max(0, -q[1]),
+                                         max(0, -q[2]):OW - max(0, -q[3])])
+        q = [max(0, v) for v in q]
+    Hd, Wd = H + KH - 1, W + KW - 1
+    dp = np.zeros((N, F, Hd + slack_rows(Wd), Wd), dtype=dout.dtype)
+    K.pad_into(dout, dp, q[0], q[2])
+    wflip = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+    dx = np.empty((N, C, H, W), dtype=dout.dtype)
+    K.conv_forward(dp, wflip, np.zeros(C, dtype=dout.dtype), dx)
+    return dx

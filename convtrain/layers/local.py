@@ -22,8 +22,12 @@ from .conv import (
     conv_geometry,
     crop_input,
     describe_window,
+    merge_input_grad,
+    merge_weight,
     pad_input,
     slack_rows,
+    split_input,
+    split_weight,
 )
 
 
@@ -33,7 +37,8 @@ class LocalSpec(ConvSpec):
 
 
 class LocalCache(NamedTuple):
-    xp: np.ndarray          # the zero-padded input (N, C, Hp, Wp)
+    xp: np.ndarray   # the zero-padded input (N, C, Hp + slack rows, Wp); for stride > 1 split
+                     # into its stride phases (N, C*pa*pb, Hq + slack rows, Wq), as for conv
 
 
 class LocallyConnected(Layer):
@@ -85,12 +90,13 @@ class LocallyConnected(Layer):
                              f"(N, {', '.join(map(str, self.in_shape))}), got {tuple(x.shape)}")
         g = self.geom
         out = np.empty((x.shape[0], self.spec.filters, g.OH, g.OW), dtype=self.dtype)
+        w = self.params["weight"]
         if g.SH == 1 and g.SW == 1:
             xp = pad_input(x, g, slack_rows(g.Wp))
-            K.local_forward_s1(xp, self.params["weight"], self._bias(), out)
-        else:
-            xp = pad_input(x, g)
-            K.local_forward(xp, self.params["weight"], self._bias(), out, g.SH, g.SW)
+            K.local_forward(xp, w, self._bias(), out)
+        else:   # as a stride-1 layer over the input's stride phases (see kernels/conv.py)
+            xp = split_input(x, g)
+            K.local_forward(xp, split_weight(w, g), self._bias(), out)
         return out, LocalCache(xp)
 
     def backward(self, dout, cache):
@@ -102,11 +108,15 @@ class LocallyConnected(Layer):
             raise ShapeError(f"{self.name}: expected a gradient of shape {(N, F, g.OH, g.OW)}, "
                              f"got {dout.shape}")
         db = self.grads["bias"] if self.spec.bias else np.zeros((F, g.OH, g.OW), dtype=self.dtype)
+        w = self.params["weight"]
         dxp = np.empty(cache.xp.shape, dtype=self.dtype)
         if g.SH == 1 and g.SW == 1:
-            K.local_backward_weight_s1(cache.xp, dout, self.grads["weight"], db)
-            K.local_backward_data_s1(dout, self.params["weight"], dxp)
-        else:
-            K.local_backward_weight(cache.xp, dout, self.grads["weight"], db, g.SH, g.SW)
-            K.local_backward_data(dout, self.params["weight"], dxp, g.SH, g.SW)
-        return crop_input(dxp, g)
+            K.local_backward_weight(cache.xp, dout, self.grads["weight"], db)
+            K.local_backward_data(dout, w, dxp)
+            return crop_input(dxp, g)
+        wq = split_weight(w, g)
+        dwq = np.zeros_like(wq)
+        K.local_backward_weight(cache.xp, dout, dwq, db)
+        self.grads["weight"] += merge_weight(dwq, g)
+        K.local_backward_data(dout, wq, dxp)
+        return merge_input_grad(dxp, g)
