@@ -151,20 +151,27 @@ class Network:
                 penalty += common.sparsity * sum_abs(x.reshape(-1)) / x.size
         return x, caches, sparse, penalty
 
-    def backward(self, dout: np.ndarray, caches, sparse=None) -> np.ndarray:
+    def backward(self, dout: np.ndarray, caches, sparse=None, *, need_input_grad: bool = True):
+        """Back-propagate; returns d loss / d input, or None when not `need_input_grad` (the
+        first layer then skips computing it: ~40% of a first conv layer's backward)."""
         sparse = sparse or {}
-        for i in range(len(self.layers) - 1, -1, -1):
-            if i in sparse:
-                a = sparse[i]
-                dout = dout + (self.commons[i].sparsity / a.size) * np.sign(a)
-            dout = self.layers[i].backward(np.ascontiguousarray(dout), caches[i])
-        return dout
+        first = self.layers[0]
+        first.need_dx = need_input_grad
+        try:
+            for i in range(len(self.layers) - 1, -1, -1):
+                if i in sparse:
+                    a = sparse[i]
+                    dout = dout + (self.commons[i].sparsity / a.size) * np.sign(a)
+                dout = self.layers[i].backward(np.ascontiguousarray(dout), caches[i])
+        finally:
+            first.need_dx = True
+        return dout if need_input_grad else None
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray):
         """Forward, loss, backward (grads ADDED to the layers'). -> (loss, data_loss, logits)."""
         logits, caches, sparse, penalty = self.forward(x, train=True)
         data_loss, dlogits, _ = softmax_cross_entropy(logits, y)
-        self.backward(dlogits.astype(self.dtype, copy=False), caches, sparse)
+        self.backward(dlogits.astype(self.dtype, copy=False), caches, sparse, need_input_grad=False)
         return data_loss + penalty, data_loss, logits
 
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ class Layer:
     short: ClassVar[str | None] = None     # the key a short form fills: `- dense: 10` -> units
     random: ClassVar[bool] = False         # owns a numpy Generator (dropout)
     gain_kind: ClassVar[str | None] = None  # for activations: "relu" / "tanh"... picks the init
+    need_dx: bool = True   # False on the first layer in training: backward may skip dx (None)
 
     def __init__(self, spec, in_shape: tuple[int, ...], *, dtype=np.float32, name: str = ""):
         self.spec = spec

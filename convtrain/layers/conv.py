@@ -260,12 +260,16 @@ class Conv2D(Layer):
         threads = numba.get_num_threads()
         if g.SH == 1 and g.SW == 1:
             K.conv_backward_weight(cache.xp, dout, dw, db, threads)
+            if not self.need_dx:
+                return None
             return data_gradient(dout, w, g.H, g.W, (g.pt, g.pb, g.pl, g.pr))
         _, _, khq, kwq = phases(g)
         wq = split_weight(w, g)
         dwq = np.zeros_like(wq)
         K.conv_backward_weight(cache.xp, dout, dwq, db, threads)
         dw += merge_weight(dwq, g)
+        if not self.need_dx:
+            return None
         dxq = data_gradient(dout, wq, g.OH + khq - 1, g.OW + kwq - 1, (0, 0, 0, 0))
         return merge_input_grad(dxq, g)
 
