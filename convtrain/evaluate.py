@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import data as datamod
+from .errors import DataError
 from .loss import softmax_cross_entropy
 
 
@@ -28,6 +29,9 @@ def evaluate(net, dataset, mean, std, *, batch_size: int = 512, num_classes: int
     if n == 0:
         return {"n": 0, "loss": float("nan"), "accuracy": float("nan"), "error": float("nan"),
                 "confusion": np.zeros((k, k), dtype=np.int64), "per_class_accuracy": [None] * k}
+    if int(dataset.y.max()) >= k:
+        raise DataError(f"the data has labels up to {int(dataset.y.max())}, but the model "
+                        f"predicts {k} classes")
     logits = predict_logits(net, dataset.x, mean, std, batch_size)
     loss, _, _ = softmax_cross_entropy(logits, dataset.y)
     pred = logits.argmax(axis=1)
