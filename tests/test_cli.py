@@ -124,3 +124,10 @@ def test_lr_search_picks_and_writes_a_rate(tmp_path):
     assert res.exit_code == 0, res.output
     assert "chosen learning rate" in res.output
     assert "lr:" in out.read_text()
+
+
+def test_a_model_with_too_few_outputs_is_a_clear_error(tmp_path):
+    cfg = write_config(tmp_path)
+    cfg.write_text(cfg.read_text().replace("  - dense: 4\n", "  - dense: 3\n"))
+    res = run("fit", cfg, "--out", tmp_path / "r")
+    assert res.exit_code == 1 and "dense: 4" in res.output
