@@ -66,6 +66,8 @@ def search(cfg, splits, *, subset: int = 1000, start: float = 1.0, min_lr: float
     n = min(subset, len(train.y))
     if n == 0:
         raise ConvtrainError("lr-search: the training split is empty")
+    Network.build(cfg.model, splits.input_shape, allocate=False,
+                  source=cfg.source).require_labels(splits)
     x = datamod.normalize(train.x[:n], splits.mean, splits.std)
     y = train.y[:n]
     batch_size = min(cfg.train.batch_size, n)

@@ -6,7 +6,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import ConfigError, ShapeError
+from .errors import ConfigError, DataError, ShapeError
 from .kernels.elementwise import sum_abs
 from .layers.common import LayerCommon
 from .loss import softmax_cross_entropy
@@ -60,6 +60,14 @@ class Network:
         if allocate:
             net.initialize(seed)
         return net
+
+    def require_labels(self, splits) -> None:
+        """The data's labels must index the model's outputs."""
+        k = self.layers[-1].output_shape[0]
+        labels = max((int(d.y.max()) for d in (splits.train, splits.val) if len(d.y)), default=0)
+        if labels >= k:
+            raise DataError(f"the model ends in {k} outputs but the data has labels up to "
+                            f"{labels}: end the model in `- dense: {labels + 1}`")
 
     def initialize(self, seed: int) -> None:
         rng = np.random.default_rng(seed)

@@ -21,7 +21,7 @@ from . import checkpoint as ckpt
 from . import config as configmod
 from . import data as datamod
 from . import schedule
-from .errors import CheckpointError, DataError, DivergenceError
+from .errors import CheckpointError, DivergenceError
 from .evaluate import evaluate
 from .optim import init_velocities, sgd_step
 
@@ -77,10 +77,7 @@ class Trainer:
         self._stop_signal = None
         self._snapshot = None
         self.num_classes = network.layers[-1].output_shape[0]
-        labels = max((int(d.y.max()) for d in (splits.train, splits.val) if len(d.y)), default=0)
-        if labels >= self.num_classes:
-            raise DataError(f"the model ends in {self.num_classes} outputs but the data has "
-                            f"labels up to {labels}: end the model in `- dense: {labels + 1}`")
+        network.require_labels(splits)
         self.config_text = configmod.dump(cfg)   # resolved: absolute data path, every default
         self._xbuf = np.empty((self.batch_size,) + tuple(splits.input_shape), dtype=np.float32)
 
