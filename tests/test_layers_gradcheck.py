@@ -111,3 +111,27 @@ def test_batch_norm_uses_running_statistics_in_evaluation():
     np.testing.assert_allclose(y_train.mean(axis=(0, 2, 3)), 0, atol=1e-10)
     y_eval, _ = layer.forward(x, train=False)   # momentum 0: running stats = this batch's
     np.testing.assert_allclose(y_eval, y_train, atol=1e-2)
+
+
+@pytest.mark.parametrize("type_,opts,shape", CASES, ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(CASES)])
+def test_float32_backward_matches_float64(type_, opts, shape):
+    """The float32 kernels (what training runs) agree with the gradient-checked float64 ones."""
+    if type_ == "dropout":
+        return
+    results = {}
+    x = np.random.default_rng(5).standard_normal((4,) + shape)
+    for dtype in (np.float64, np.float32):
+        layer = make_layer(type_, opts, shape, dtype)
+        if dtype == np.float32:
+            for key in results[np.float64][2]:
+                layer.params[key][...] = results[np.float64][3][key]
+        y, cache = layer.forward(np.ascontiguousarray(x, dtype=dtype), train=True)
+        d = np.random.default_rng(6).standard_normal(y.shape).astype(dtype)
+        dx = layer.backward(d, cache)
+        results[dtype] = (y, dx, {k: g.copy() for k, g in layer.grads.items()},
+                          {k: p.copy() for k, p in layer.params.items()})
+    a, b = results[np.float64], results[np.float32]
+    assert b[1].dtype == np.float32
+    np.testing.assert_allclose(b[1], a[1], rtol=1e-3, atol=1e-3 * np.abs(a[1]).max())
+    for key in a[2]:
+        np.testing.assert_allclose(b[2][key], a[2][key], rtol=1e-3, atol=1e-3 * np.abs(a[2][key]).max())
