@@ -293,7 +293,8 @@ class Trainer:
         try:
             self.net.load_state_dict(checkpoint.state)
         except ValueError as e:
-            raise CheckpointError(f"{checkpoint.path} does not fit this model: {e}") from None
+            raise CheckpointError(f"{checkpoint.path} does not fit this model: {e} "
+                                  "(the architecture changed; start over with --fresh)") from None
         expected = set(self.velocities)
         if set(checkpoint.velocities) != expected:
             raise CheckpointError(f"{checkpoint.path}: optimiser state does not fit this model")
