@@ -95,6 +95,9 @@ def load(path: str) -> Checkpoint:
             arrays = {name: z[name] for name in names}
     except CheckpointError:
         raise
+    except MemoryError:   # an entry's header declares a shape beyond memory: forged or damaged
+        raise CheckpointError(f"{path}: an entry declares an array too large for memory "
+                              "(a damaged checkpoint?)") from None
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "pickle" in reason.lower():
@@ -133,4 +136,6 @@ def _read_meta(path, raw: np.ndarray) -> dict:
     for key, tp in required.items():
         if not isinstance(meta.get(key), tp) or isinstance(meta.get(key), bool):
             raise CheckpointError(f"{path}: malformed metadata: {key!r} missing or wrong type")
+        if tp is int and meta[key] < 0:
+            raise CheckpointError(f"{path}: malformed metadata: {key!r} is negative")
     return meta

@@ -5,14 +5,32 @@ Heavy modules (numpy, numba, the layers) are imported inside the commands so tha
 """
 from __future__ import annotations
 
+import fnmatch
 import functools
 import json
+import math
 import os
 import sys
 
 import click
 
 EXIT_INTERRUPTED = 130
+
+
+class _PositiveFloat(click.FloatRange):
+    """A finite number > 0 (click's FloatRange lets `inf` and `nan` through)."""
+
+    def __init__(self):
+        super().__init__(min=0, min_open=True)
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number.", param, ctx)
+        return value
+
+
+POSITIVE = _PositiveFloat()
 
 
 def handle_errors(fn):
@@ -29,6 +47,9 @@ def handle_errors(fn):
             sys.exit(EXIT_INTERRUPTED)
         except MemoryError:
             raise click.ClickException("out of memory: lower train.batch_size or the model size") from None
+        except OSError as e:   # a folder that cannot be created, a full disk, /proc...
+            where = f"{e.filename}: " if e.filename else ""
+            raise click.ClickException(f"{where}{e.strerror or e}") from None
     return wrapper
 
 
@@ -70,23 +91,50 @@ def _prepare_run_dir(out_dir: str, resume: str | None, fresh: bool) -> str | Non
     """-> the checkpoint to resume from, or None. Never silently overwrites an earlier run."""
     from .errors import ConvtrainError
     last = os.path.join(out_dir, "last.npz")
+    holds_run = os.path.exists(last) or os.path.exists(os.path.join(out_dir, "metrics.jsonl"))
     if resume and resume != "auto":
+        here = os.path.realpath(os.path.dirname(os.path.abspath(resume)))
+        if holds_run and here != os.path.realpath(out_dir):
+            raise ConvtrainError(
+                f"{out_dir} already holds another run; resuming {resume} there would overwrite "
+                f"its checkpoints: pass --out with a new folder (or {os.path.dirname(resume) or '.'})")
         return resume
     if resume == "auto":
         return last if os.path.exists(last) else None
-    if os.path.exists(last) or os.path.exists(os.path.join(out_dir, "metrics.jsonl")):
+    if holds_run:
         if not fresh:
             raise ConvtrainError(
                 f"{out_dir} already holds a run; pass --resume to continue it or --fresh to start "
                 f"over (the old files are kept in {out_dir}/previous-*/)")
         import time
         keep = os.path.join(out_dir, time.strftime("previous-%Y%m%d-%H%M%S"))
-        os.makedirs(keep, exist_ok=True)
-        for name in os.listdir(out_dir):
+        n = 1
+        while os.path.exists(keep if n == 1 else f"{keep}-{n}"):   # two --fresh in one second
+            n += 1
+        keep = keep if n == 1 else f"{keep}-{n}"
+        os.makedirs(keep)
+        for name in os.listdir(out_dir):   # the run's own files only: not the user's data or notes
             path = os.path.join(out_dir, name)
-            if os.path.isfile(path):
+            if os.path.isfile(path) and any(fnmatch.fnmatchcase(name, p) for p in RUN_FILES):
                 os.replace(path, os.path.join(keep, name))
     return None
+
+
+RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "last.npz", "best.npz", "epoch-*.npz",
+             "step-*.npz", ".tmp-*.npz", "curves.png", "filters.png", "features-*.png")
+
+
+def _check_own_config(out_dir: str, config_path: str) -> None:
+    """`fit` writes <out>/config.yaml: refuse when that is the user's own config file."""
+    from .errors import ConvtrainError
+    own = os.path.join(out_dir, "config.yaml")
+    if not (os.path.isfile(own) and os.path.exists(config_path) and os.path.samefile(own, config_path)):
+        return
+    with open(own, encoding="utf-8", errors="replace") as f:
+        if f.readline().startswith("# resolved config"):   # a run's own: rewriting it is harmless
+            return
+    raise ConvtrainError(f"the run folder {out_dir} is where CONFIG lives: writing the run's "
+                         f"resolved config.yaml would overwrite {config_path}; pass another --out")
 
 
 # --- fit --------------------------------------------------------------------------------------
@@ -95,7 +143,7 @@ def _prepare_run_dir(out_dir: str, resume: str | None, fresh: bool) -> str | Non
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
 @click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
 @click.option("--seed", type=click.IntRange(min=0), help="Override the config's seed.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override optim.lr.")
+@click.option("--lr", type=POSITIVE, help="Override optim.lr.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<name>).")
 @click.option("--resume", is_flag=False, flag_value="auto", default=None, metavar="[auto|PATH]",
               help="Continue from a checkpoint; `auto` (or no value) uses <out>/last.npz if present.")
@@ -110,8 +158,16 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
     from .network import Network
     from .trainer import Interrupted, Trainer
 
+    if out is not None and not out.strip():
+        raise click.BadParameter("must not be empty", param_hint="--out")
+    if resume is not None and not resume.strip():
+        raise click.BadParameter("must not be empty (give a checkpoint, `auto`, or no value)",
+                                 param_hint="--resume")
+    if resume and fresh:
+        raise click.UsageError("pass --resume or --fresh, not both")
     cfg = _load_config(config_path, epochs=epochs, seed=seed, lr=lr)
     out_dir = out or os.path.join("runs", cfg.name)
+    _check_own_config(out_dir, config_path)
     resume_path = _prepare_run_dir(out_dir, resume, fresh)
     checkpoint = ckpt.load(resume_path) if resume_path else None
     splits = _load_splits(cfg)
@@ -144,6 +200,7 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
 
 
 def _maybe_plot(out_dir):
+    from .errors import ConvtrainError
     try:
         from . import viz
     except ImportError:
@@ -155,6 +212,8 @@ def _maybe_plot(out_dir):
             click.echo(f"filters: {filters}")
     except ImportError:   # the optional `viz` extra is not installed
         pass
+    except ConvtrainError as e:   # e.g. a resumed run that had nothing left to train
+        click.echo(f"note: no pictures: {e}", err=True)
 
 
 # --- eval -------------------------------------------------------------------------------------
@@ -175,7 +234,8 @@ def eval_(checkpoint_path, split, data_path, as_json):
     dataset = getattr(model.splits, split)
     if len(dataset.y) == 0:
         from .errors import DataError
-        raise DataError(f"the {split} split is empty (data.validation is 0?)")
+        why = " (the config's data.validation is 0)" if split == "val" else ""
+        raise DataError(f"{checkpoint_path}: the {split} split of its data set is empty{why}")
     res = evaluate(model.net, dataset, model.mean, model.std, num_classes=len(model.classes))
     per_class = {name: acc for name, acc in zip(model.classes, res["per_class_accuracy"])}
     if as_json:
@@ -236,7 +296,7 @@ def summary(config_path, as_json):
 @main.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
 @click.option("--batch", type=click.IntRange(min=1, max=64), default=2, show_default=True)
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True)
+@click.option("--tol", type=POSITIVE, default=1e-6, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--samples", type=click.IntRange(min=1), default=20, show_default=True,
               help="Entries checked per tensor (sampled when a tensor is larger).")
@@ -264,8 +324,8 @@ def gradcheck(config_path, batch, tol, seed, samples):
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
 @click.option("--subset", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Training examples to search on.")
-@click.option("--start", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
-@click.option("--min", "min_lr", type=click.FloatRange(min=0, min_open=True), default=1e-6,
+@click.option("--start", type=POSITIVE, default=1.0, show_default=True)
+@click.option("--min", "min_lr", type=POSITIVE, default=1e-6,
               show_default=True, help="Give up below this rate.")
 @click.option("--steps", type=click.IntRange(min=1), help="Steps per trial (default: --epochs).")
 @click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True,
@@ -281,6 +341,14 @@ def lr_search(config_path, subset, start, min_lr, steps, epochs, write_path):
 
     if min_lr > start:
         raise click.BadParameter(f"--min {min_lr:g} is above --start {start:g}", param_hint="--min")
+    if write_path:   # fail now, not after the search
+        if (os.path.exists(write_path) and os.path.exists(config_path)
+                and os.path.samefile(write_path, config_path)):
+            raise click.BadParameter("would overwrite CONFIG itself; write the copy elsewhere",
+                                     param_hint="--write")
+        folder = os.path.dirname(os.path.abspath(write_path))
+        if not os.path.isdir(folder):
+            raise click.BadParameter(f"{folder} is not a folder", param_hint="--write")
     cfg = _load_config(config_path)
     splits = _load_splits(cfg)
     click.echo(f"searching on {min(subset, len(splits.train.y)):,} training images, from {start:g}")

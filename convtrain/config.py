@@ -87,6 +87,8 @@ def _run_name(v):
     if (not v.strip() or v in (".", "..") or any(c in v for c in "/\\")
             or any(ord(c) < 32 for c in v)):
         raise ValueError(f"must be a plain folder name (not empty, no '/' or '\\'), got {describe(v)}")
+    if len(v.encode("utf-8")) > 200:    # a folder name: file systems stop at 255 bytes
+        raise ValueError(f"must be at most 200 bytes long (a folder name), got {len(v)} characters")
     return v
 
 
@@ -510,6 +512,8 @@ def _compose(text: str, source: str) -> tuple[Any, _Ctx]:
             return None, ctx
         ctx.lines[()] = node.start_mark.line + 1
         return _Builder(loader, ctx).build(node, ()), ctx
+    except RecursionError:   # `[[[[...]]]]` thousands deep: PyYAML's parser recurses per level
+        raise ConfigError(f"{source}: invalid YAML: lists or mappings nested too deeply") from None
     finally:
         loader.dispose()
 
@@ -886,6 +890,8 @@ def with_overrides(cfg: Config, **changes) -> Config:
             value = check_field(fields[name], value, (key,), typing.get_type_hints(cls))
         except SpecError as e:
             raise ConfigError(f"override {key}: {e.message}") from None
+        if isinstance(value, int) and abs(value) > MAX_INT:   # as in a file: dump() must load
+            raise ConfigError(f"override {key}: number too large: {value}")
         if key == "data_path":
             value = _resolve_path(value, "<override>")
         if section is None:

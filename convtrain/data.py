@@ -43,6 +43,7 @@ IDX_FILES = {
 }
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+MAX_CLASSES = 100_000         # a label beyond this is a mistake (and K x K confusion matrices)
 
 # IDX type codes (third magic byte) -> big-endian numpy dtypes.
 IDX_TYPES = {
@@ -325,6 +326,9 @@ def _check_labels(y: np.ndarray, where: str) -> np.ndarray:
         raise DataError(f"{where}: labels must be integers, got dtype {y.dtype}")
     if y.size and int(y.min()) < 0:
         raise DataError(f"{where}: negative label {int(y.min())}")
+    if y.size and int(y.max()) >= MAX_CLASSES:
+        raise DataError(f"{where}: label {int(y.max())} is not a class index (labels are "
+                        f"0 .. K-1, for at most {MAX_CLASSES:,} classes)")
     return y.astype(np.int64)
 
 
@@ -431,8 +435,10 @@ def load(data, *, seed: int, input_shape=None) -> Splits:
         raise DataError(f"{source}: training images are {_fmt(shape)} but test images are "
                         f"{_fmt(xte.shape[1:])}")
     if input_shape is not None and tuple(int(d) for d in input_shape) != shape:
+        hint = ("; the arrays look channels-last: set data.layout: nhwc"
+                if tuple(input_shape) == (shape[2], shape[0], shape[1]) else "")
         raise DataError(f"{source}: the config's input {_fmt(input_shape)} differs from the "
-                        f"data's {_fmt(shape)} (C, H, W)")
+                        f"data's {_fmt(shape)} (C, H, W){hint}")
 
     top = max(int(ytr.max()), int(yte.max()) if len(yte) else -1)
     if classes is None:

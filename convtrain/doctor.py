@@ -88,14 +88,19 @@ def run(cfg, *, subset: int = 64, steps: int = 300, lr: bool = False, lr_subset:
             data_error = str(e)
     input_shape = tuple(cfg.input) if cfg.input is not None else (
         tuple(splits.input_shape) if splits is not None else None)
+    if input_shape is not None:   # a model that does not fit its input or its labels is a
+        from .network import Network   # config error, not four FAILs: raise it before any check
+        shell = Network.build(cfg.model, input_shape, allocate=False, source=cfg.source)
+        if splits is not None:
+            shell.require_labels(splits)
     state: dict = {}
 
     def guarded(name, title, fn: Callable[[], Check]) -> Check:
         t0 = time.perf_counter()
         try:
             check = fn()
-        except ConvtrainError as e:
-            check = Check(name, title, FAIL, str(e), _ERROR_HINT)
+        except ConvtrainError as e:   # the message names the problem: no traceback to look for
+            check = Check(name, title, FAIL, str(e), "fix the config or the data named above")
         except Exception as e:   # a broken layer: report it and go on with the other checks
             check = Check(name, title, FAIL, f"raised {type(e).__name__}: {e}", _ERROR_HINT,
                           {"traceback": traceback.format_exc(limit=6)})

@@ -25,13 +25,14 @@ def predict_logits(net, x_raw: np.ndarray, mean, std, batch_size: int = 512) -> 
 def evaluate(net, dataset, mean, std, *, batch_size: int = 512, num_classes: int | None = None) -> dict:
     """-> {n, loss, accuracy, error, confusion (K x K, rows = true class), per_class_accuracy}."""
     n = len(dataset.y)
-    k = num_classes or net.layers[-1].output_shape[0]
+    outputs = net.layers[-1].output_shape[0]
+    k = max(num_classes or 0, outputs)       # every label and every prediction has a row
     if n == 0:
         return {"n": 0, "loss": float("nan"), "accuracy": float("nan"), "error": float("nan"),
                 "confusion": np.zeros((k, k), dtype=np.int64), "per_class_accuracy": [None] * k}
-    if int(dataset.y.max()) >= k:
+    if int(dataset.y.max()) >= outputs:
         raise DataError(f"the data has labels up to {int(dataset.y.max())}, but the model "
-                        f"predicts {k} classes")
+                        f"predicts {outputs} classes")
     logits = predict_logits(net, dataset.x, mean, std, batch_size)
     loss, _, _ = softmax_cross_entropy(logits, dataset.y)
     pred = logits.argmax(axis=1)

@@ -64,7 +64,8 @@ class Network:
     def require_labels(self, splits) -> None:
         """The data's labels must index the model's outputs."""
         k = self.layers[-1].output_shape[0]
-        labels = max((int(d.y.max()) for d in (splits.train, splits.val) if len(d.y)), default=0)
+        labels = max((int(d.y.max()) for d in (splits.train, splits.val, splits.test) if len(d.y)),
+                     default=0)   # the test split too: `eval` must work on the trained model
         if labels >= k:
             raise DataError(f"the model ends in {k} outputs but the data has labels up to "
                             f"{labels}: end the model in `- dense: {labels + 1}`")

@@ -25,6 +25,8 @@ def load_image(path: str, input_shape, *, invert: bool = False) -> np.ndarray:
     is missing or not an image, or the model takes neither 1 nor 3 channels."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    if len(input_shape) != 3:
+        raise DataError(f"the model takes vectors of {input_shape[0]} values, not images")
     c, h, w = (int(v) for v in input_shape)
     if c not in (1, 3):
         raise DataError(f"the model takes {c} input channels; an image file gives 1 (grayscale) "

@@ -309,19 +309,30 @@ class Trainer:
                 f"{checkpoint.path} was written with batch size {m.get('batch_size')} and "
                 f"{m.get('steps_per_epoch')} steps per epoch; this config gives {self.batch_size} "
                 f"and {self.steps_per_epoch}: resume with the same batch size and data")
+        try:   # the metadata is JSON anyone could have edited: check every type
+            g, sums = m.get("guard") or {}, m.get("epoch_sums") or {}
+            if not isinstance(g, dict) or not isinstance(sums, dict):
+                raise ValueError("guard and epoch_sums must be JSON objects")
+            lr_scale = _number(m.get("lr_scale", 1.0))
+            recent = deque(_number(v) for v in g.get("recent", []))
+            retries, fail_step = _integer(g.get("retries", 0)), _integer(g.get("fail_step", -1))
+            history = [_number(v) for v in g.get("history", [])]
+            best = m.get("best_val_error")
+            best = math.inf if best is None else _number(best)
+            best_epoch = m.get("best_epoch")
+            best_epoch = None if best_epoch is None else _integer(best_epoch)
+            sums = {k: (_integer if isinstance(v0, int) else _number)(sums[k])
+                    for k, v0 in self.epoch_sums.items() if k in sums}
+            if lr_scale <= 0:
+                raise ValueError("lr_scale must be > 0")
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{checkpoint.path}: malformed metadata (training state: "
+                                  f"{e})") from None
         self.step = int(m["step"])
-        g = m.get("guard") or {}
-        self.guard.lr_scale = float(m.get("lr_scale", 1.0))
-        self.guard.recent = deque(float(v) for v in g.get("recent", []))
-        self.guard.retries = int(g.get("retries", 0))
-        self.guard.fail_step = int(g.get("fail_step", -1))
-        self.guard.history = [float(v) for v in g.get("history", [])]
-        best = m.get("best_val_error")
-        self.best_val_error = math.inf if best is None else float(best)
-        self.best_epoch = m.get("best_epoch")
-        sums = m.get("epoch_sums")
-        if isinstance(sums, dict):
-            self.epoch_sums.update(sums)
+        self.guard.lr_scale, self.guard.recent, self.guard.history = lr_scale, recent, history
+        self.guard.retries, self.guard.fail_step = retries, fail_step
+        self.best_val_error, self.best_epoch = best, best_epoch
+        self.epoch_sums.update(sums)
         try:
             old = configmod.loads(m["config"], source=checkpoint.path)
             if old.optim.lr != self.cfg.optim.lr:
@@ -374,3 +385,16 @@ class Trainer:
 
 def _finite_or_none(v):
     return v if v is not None and math.isfinite(v) else None
+
+
+def _number(v) -> float:
+    """A finite JSON number from checkpoint metadata; TypeError/ValueError otherwise."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"expected a finite number, got {v!r}")
+    return float(v)
+
+
+def _integer(v) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"expected an integer, got {v!r}")
+    return v

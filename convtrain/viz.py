@@ -75,11 +75,11 @@ def read_metrics(run_dir: str) -> tuple[list[dict], list[dict]]:
                 raise DataError(f"{path}:{lineno}: malformed line (expected a JSON object)")
             if "event" in obj:
                 if obj["event"] == "divergence":
-                    if not _is_number(obj.get("step")):
+                    if not _is_number(obj.get("step"), finite=True):
                         raise DataError(f"{path}:{lineno}: a divergence event without a step")
                     events.append(obj)
                 continue
-            missing = [k for k in ("epoch", "step") if not _is_number(obj.get(k))]
+            missing = [k for k in ("epoch", "step") if not _is_number(obj.get(k), finite=True)]
             if missing:
                 raise DataError(f"{path}:{lineno}: malformed metrics row: no numeric "
                                 f"{' or '.join(missing)}")
@@ -93,8 +93,15 @@ def read_metrics(run_dir: str) -> tuple[list[dict], list[dict]]:
     return [rows[k] for k in sorted(rows)], events
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+def _is_number(v, finite: bool = False) -> bool:
+    """A JSON number that converts to a float (NaN/inf allowed unless `finite`)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        f = float(v)
+    except OverflowError:     # an integer beyond any float: 10**400
+        return False
+    return not finite or math.isfinite(f)
 
 
 def plot_curves(run_dir: str, out: str | None = None) -> str:
@@ -107,6 +114,7 @@ def plot_curves(run_dir: str, out: str | None = None) -> str:
     rows, events = read_metrics(run_dir)
     out = out or os.path.join(run_dir if os.path.isdir(run_dir) else os.path.dirname(run_dir),
                               "curves.png")
+    _check_overwrite(out)
     epochs = np.array([r["epoch"] for r in rows], dtype=float)
 
     def col(key):
@@ -151,8 +159,8 @@ def plot_curves(run_dir: str, out: str | None = None) -> str:
     if events:
         title += f", {len(events)} divergence{'s' if len(events) > 1 else ''}"
     fig.suptitle(title, fontsize=10)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    fig.savefig(out)
+    _make_folder(out)
+    fig.savefig(out, format="png")   # whatever `out` ends in: the command promises a PNG
     return out
 
 
@@ -356,7 +364,23 @@ def save_run_filters(run_dir: str, out: str | None = None) -> str | None:
     return save_filters(net, out or os.path.join(run_dir, "filters.png"))[0]
 
 
-def _save_png(image, out: str) -> None:
+def _make_folder(out: str) -> None:
     folder = os.path.dirname(os.path.abspath(out))
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:   # a file where a folder should be, /proc, a read-only disk
+        raise DataError(f"{out}: cannot create its folder {folder} ({e.strerror})") from None
+
+
+def _check_overwrite(out: str) -> None:
+    """Pictures may replace an earlier picture, never a checkpoint or a config (`--out` typos)."""
+    if os.path.isfile(out) and os.path.getsize(out) > 0:
+        with open(out, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                raise DataError(f"{out}: exists and is not a PNG picture; refusing to overwrite it")
+
+
+def _save_png(image, out: str) -> None:
+    _check_overwrite(out)
+    _make_folder(out)
     image.save(out, format="PNG")
