@@ -1,0 +1,1 @@
+"""`make bench`: convtrain against PyTorch on this CPU (run with `python -m benchmarks.run`)."""
