@@ -565,7 +565,7 @@ def report(out, infos, args) -> str:
                 rows.append([f"{kind} {name}", b, spread(c), spread(t),
                              f"{ratio:.2f} ({min(pair):.2f}-{max(pair):.2f})", qtext, noise,
                              f"{gf:.1f}{frac}", f">= {tgt}",
-                             status(judged >= tgt) + ("" if len(quiet) >= 3 else "*")])
+                             status(judged >= tgt) + ("" if len(quiet) >= 3 else " (noisy)")])
         L += table(["", "batch", "convtrain", "PyTorch", "ratio", "ratio, quiet reps",
                     "others", "convtrain GFLOP/s (% ceiling)", "target", ""], rows)
         L.append("")
@@ -573,7 +573,7 @@ def report(out, infos, args) -> str:
                  "per-repetition ratios of interleaved pairs). ratio, quiet reps: the median "
                  f"ratio over the pairs during which other processes used < {NOISY} cores (how "
                  "many); PASS/MISS judges it when there are at least 3 such pairs, else the "
-                 "ratio of all repetitions (marked *). Noisy pairs are repeated (up to half as "
+                 "ratio of all repetitions, marked (noisy): then the verdict means little. Noisy pairs are repeated (up to half as "
                  "many again). others: the median number of cores other processes used during "
                  "the repetitions. GFLOP/s: forward flops per image from `convtrain "
                  "summary` ("

@@ -88,8 +88,9 @@ def run(cfg, *, subset: int = 64, steps: int = 300, lr: bool = False, lr_subset:
             data_error = str(e)
     input_shape = tuple(cfg.input) if cfg.input is not None else (
         tuple(splits.input_shape) if splits is not None else None)
-    if input_shape is not None:   # a model that does not fit its input or its labels is a
-        from .network import Network   # config error, not four FAILs: raise it before any check
+    if input_shape is not None:
+        # a model that does not fit its input or its labels is a config error, not four FAILs
+        from .network import Network
         shell = Network.build(cfg.model, input_shape, allocate=False, source=cfg.source)
         if splits is not None:
             shell.require_labels(splits)

@@ -312,7 +312,7 @@ class Trainer:
         try:   # the metadata is JSON anyone could have edited: check every type
             g, sums = m.get("guard") or {}, m.get("epoch_sums") or {}
             if not isinstance(g, dict) or not isinstance(sums, dict):
-                raise ValueError("guard and epoch_sums must be JSON objects")
+                raise TypeError("guard and epoch_sums must be JSON objects")
             lr_scale = _number(m.get("lr_scale", 1.0))
             recent = deque(_number(v) for v in g.get("recent", []))
             retries, fail_step = _integer(g.get("retries", 0)), _integer(g.get("fail_step", -1))
@@ -389,12 +389,14 @@ def _finite_or_none(v):
 
 def _number(v) -> float:
     """A finite JSON number from checkpoint metadata; TypeError/ValueError otherwise."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"expected a finite number, got {v!r}")
+    if not math.isfinite(v):
         raise ValueError(f"expected a finite number, got {v!r}")
     return float(v)
 
 
 def _integer(v) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
-        raise ValueError(f"expected an integer, got {v!r}")
+        raise TypeError(f"expected an integer, got {v!r}")
     return v

@@ -11,11 +11,10 @@ import zipfile
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from synthetic import images, write_config, write_dataset
 
 from convtrain import checkpoint as ckpt
 from convtrain.cli import main
-
-from synthetic import images, write_config, write_dataset
 
 
 def run(*args):
@@ -87,9 +86,9 @@ CONFIGS = [
     ("model: [dense: 4]\ninput: [28, 28]\n", "input"),
     ("model: [dense: 4]\ninput: [1, 1, 28, 28]\n", "input"),
     ("model: !!python/object/apply:os.system ['true']\n", "unsupported YAML tag"),
-    ("a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
-     "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
-     "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nmodel: *e\n", "too large"),
+    (("a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+      "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+      "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nmodel: *e\n"), "too large"),
     ("model: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
     ("model: " + "{a: " * 2000 + "1" + "}" * 2000 + "\n", "nested too deeply"),
     ("model: []\n", "non-empty list"),
@@ -110,10 +109,10 @@ CONFIGS = [
     ("model: [dense: {units: 6, name: a}, dense: {units: 4, name: a}]\n", "already used"),
     ("model:\n  - repeat: 0\n    layers: [relu]\n  - dense: 4\n", "repeat"),
     ("model:\n  - repeat: 1000000000\n    layers: [relu]\n  - dense: 4\n", "repeat"),
-    ("model:\n  - repeat: 1000\n    layers:\n      - repeat: 1000\n        layers: [relu]\n"
-     "  - dense: 4\n", "more than 1000 layers"),
-    ("model:\n  - repeat: 2\n    layers:\n      - conv: {filters: [4, 5, 6], size: 3, pad: 1}\n"
-     "  - dense: 4\n", "needs exactly 2 values"),
+    (("model:\n  - repeat: 1000\n    layers:\n      - repeat: 1000\n        layers: [relu]\n"
+      "  - dense: 4\n"), "more than 1000 layers"),
+    (("model:\n  - repeat: 2\n    layers:\n      - conv: {filters: [4, 5, 6], size: 3, pad: 1}\n"
+      "  - dense: 4\n"), "needs exactly 2 values"),
     ("model:\n  - repeat: 2\n  - dense: 4\n", "layers: is required"),
 ]
 
@@ -152,7 +151,7 @@ def npz_config(tmp_path, overrides, model="[conv: {filters: 4, size: 3, pad: 1},
     rng = np.random.default_rng(0)
     xtr, ytr = images(160, rng)
     xte, yte = images(32, rng)
-    arrays = dict(x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    arrays = {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte}
     arrays.update(overrides)
     np.savez(tmp_path / "d.npz", **arrays)
     cfg = tmp_path / "c.yaml"
@@ -173,14 +172,11 @@ def npz_config(tmp_path, overrides, model="[conv: {filters: 4, size: 3, pad: 1},
     ({"x_train": np.zeros((160, 1, 1, 8, 8), np.uint8)}, "dimensions"),
     ({"y_train": np.zeros(100, np.uint8)}, "holds 160 examples"),
     ({"x_test": np.zeros((32, 9, 9), np.uint8)}, "test images"),
-    ({"x_train": np.zeros((160, 8, 8, 1), np.uint8).transpose(0, 3, 1, 2)[:, :, :, :]
-      .reshape(160, 8, 8, 1)}, "channels-last"),
+    ({"x_train": np.zeros((160, 8, 8, 1), np.uint8), "x_test": np.zeros((32, 8, 8, 1), np.uint8)},
+     "channels-last"),
 ])
 def test_malformed_npz_data(tmp_path, overrides, needle):
-    if "x_train" in overrides and overrides["x_train"].shape == (160, 8, 8, 1):
-        cfg = npz_config(tmp_path, {**overrides, "x_test": np.zeros((32, 8, 8, 1), np.uint8)})
-    else:
-        cfg = npz_config(tmp_path, overrides)
+    cfg = npz_config(tmp_path, overrides)
     fails(run("fit", cfg, "--out", tmp_path / "r"), 1, needle)
     assert not (tmp_path / "r").exists()
 
@@ -274,7 +270,7 @@ def test_checkpoint_training_state_for_resume(trained, tmp_path, name, meta):
 
 
 def test_checkpoints_that_are_not_checkpoints(trained, tmp_path):
-    folder, cfg, out = trained
+    _, cfg, out = trained
     marker = tmp_path / "PWNED"
 
     class Evil:
@@ -289,10 +285,10 @@ def test_checkpoints_that_are_not_checkpoints(trained, tmp_path):
     obj = np.empty(1, dtype=object)
     obj[0] = Evil()
     np.savez(tmp_path / "object.npz", __meta__=np.frombuffer(b"{}", np.uint8), **{"param/w": obj})
-    for name in list(cases) + ["array.npy", "object.npz"]:
-        for args in (("eval",), ("predict", "--index", "0") if False else ("eval", "--json")):
-            fails(run(*args, tmp_path / name), 1, name)
+    for name in [*cases, "array.npy", "object.npz"]:
+        fails(run("eval", tmp_path / name), 1, name)
         fails(run("predict", tmp_path / name, "--index", "0"), 1, name)
+        fails(run("show", tmp_path / name, "--filters"), 1, name)
         fails(run("fit", cfg, "--out", tmp_path / "r", "--resume", tmp_path / name), 1, name)
     assert not marker.exists()
 
@@ -379,7 +375,7 @@ def test_empty_splits_say_which(trained, tmp_path):
     ("predict", "{run}/best.npz", "--top", "0", "--index", "0"),
 ])
 def test_usage_errors(trained, tmp_path, args):
-    folder, cfg, out = trained
+    _, cfg, out = trained
     before = md5(cfg)
     args = [a.format(cfg=cfg, tmp=tmp_path, run=out) for a in args]
     res = run(*args)
@@ -402,8 +398,8 @@ def test_numbers_too_large_for_the_stored_config(trained, tmp_path, option, need
     (("plot", "{run}", "--out", "{cfg}/x.png"), "x.png"),
     (("show", "{run}/best.npz", "--filters", "--out", "{cfg}/x.png"), "x.png"),
 ])
-def test_unwritable_outputs(trained, tmp_path, args, needle):
-    folder, cfg, out = trained
+def test_unwritable_outputs(trained, args, needle):
+    _, cfg, out = trained
     fails(run(*[a.format(cfg=cfg, run=out) for a in args]), 1, needle)
 
 
@@ -468,7 +464,7 @@ def test_fit_never_overwrites_the_users_config(tmp_path):
 
 
 def test_resuming_a_finished_checkpoint_into_a_new_folder(trained, tmp_path):
-    _, cfg, out = trained
+    _, cfg, _ = trained
     done = variant(trained, "done", {"step": 10**6, "epoch": 10**6})
     res = run("fit", cfg, "--out", tmp_path / "r", "--resume", done)
     assert res.exit_code == 0, res.output
@@ -486,7 +482,7 @@ def test_doctor_reports_config_errors_once(trained, tmp_path):
 
 
 def test_predict_inputs(trained, tmp_path):
-    _, cfg, out = trained
+    _, _, out = trained
     (tmp_path / "text.png").write_text("hello")
     fails(run("predict", out / "best.npz", tmp_path / "text.png"), 1, "not an image")
     fails(run("predict", out / "best.npz", tmp_path / "missing.png"), 1, "no such file")
