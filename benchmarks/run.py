@@ -573,8 +573,8 @@ def report(out, infos, args) -> str:
                  "per-repetition ratios of interleaved pairs). ratio, quiet reps: the median "
                  f"ratio over the pairs during which other processes used < {NOISY} cores (how "
                  "many); PASS/MISS judges it when there are at least 3 such pairs, else the "
-                 "ratio of all repetitions, marked (noisy): then the verdict means little. Noisy pairs are repeated (up to half as "
-                 "many again). others: the median number of cores other processes used during "
+                 "ratio of all repetitions, marked (noisy): then the verdict means little. "
+                 "Noisy pairs are repeated (up to half as many again). others: the median number of cores other processes used during "
                  "the repetitions. GFLOP/s: forward flops per image from `convtrain "
                  "summary` ("
                  + ", ".join(f"{n} {i['flops'] / 1e6:.2f}M" for n, i in infos.items())
