@@ -524,6 +524,23 @@ def num_batches(n: int, batch_size: int) -> int:
     return -(-int(n) // int(batch_size))
 
 
+class BatchSchedule:
+    """Which examples a training step uses: a pure function of (seed, step), with the epoch's
+    permutation drawn once per epoch. Shared by the trainer, lr-search and doctor."""
+
+    def __init__(self, n: int, batch_size: int, *, seed: int):
+        self.n, self.batch_size, self.seed = int(n), int(batch_size), int(seed)
+        self.per_epoch = num_batches(self.n, self.batch_size)
+        self._epoch, self._order = None, None
+
+    def indices(self, step: int) -> np.ndarray:
+        """Sorted example indices of `step` (sorted: the gather then reads memory in order)."""
+        epoch, b = divmod(int(step), self.per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, batch_order(self.n, seed=self.seed, epoch=epoch)
+        return np.sort(self._order[b * self.batch_size:(b + 1) * self.batch_size])
+
+
 def normalize(x: np.ndarray, mean, std, out: np.ndarray | None = None, *,
               index: np.ndarray | None = None) -> np.ndarray:
     """((x / 255 if uint8 else x) - mean[c]) / std[c] as float32 NCHW C-contiguous.

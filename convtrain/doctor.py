@@ -340,7 +340,7 @@ def _activation_stats(layer, h: np.ndarray) -> dict:
 def check_overfit(cfg, splits, *, subset: int = 64, steps: int = 300,
                   state: dict | None = None) -> Check:
     """Train a fresh net on the first `subset` training images until none is misclassified."""
-    from .lr_search import subset_loss
+    from .evaluate import loss_and_wrong
     from .network import Network
     from .optim import init_velocities, sgd_step
 
@@ -352,19 +352,16 @@ def check_overfit(cfg, splits, *, subset: int = 64, steps: int = 300,
     velocities = init_velocities(net)
     lr = cfg.optim.lr
     batch_size = min(cfg.train.batch_size, n)
-    per_epoch = datamod.num_batches(n, batch_size)
-    eval_every = max(1, min(per_epoch, 10))
-    initial = subset_loss(net, x, y)
+    batches = datamod.BatchSchedule(n, batch_size, seed=cfg.seed)
+    eval_every = max(1, min(batches.per_epoch, 10))
+    initial, wrong = loss_and_wrong(net, x, y)
     limit = 10 * max(initial, math.log(k))
-    wrong = _wrong(net, x, y)
     losses, step_times = [], []
     diverged_at = None
     last_loss = initial
     step = 0
     for step in range(1, steps + 1):
-        epoch, b = divmod(step - 1, per_epoch)
-        order = datamod.batch_order(n, seed=cfg.seed, epoch=epoch)
-        idx = np.sort(order[b * batch_size:(b + 1) * batch_size])
+        idx = batches.indices(step - 1)
         t0 = time.perf_counter()
         net.reseed(cfg.seed, step)
         net.zero_grads()
@@ -377,12 +374,12 @@ def check_overfit(cfg, splits, *, subset: int = 64, steps: int = 300,
         step_times.append(time.perf_counter() - t0)
         losses.append(float(loss))
         if step % eval_every == 0 or step == steps:
-            wrong = _wrong(net, x, y)
+            _, wrong = loss_and_wrong(net, x, y)
             if wrong == 0:
                 break
-    final = subset_loss(net, x, y) if diverged_at is None else last_loss
+    final = last_loss
     if diverged_at is None:
-        wrong = _wrong(net, x, y)
+        final, wrong = loss_and_wrong(net, x, y)
     timed = step_times[3:] or step_times
     images_per_s = batch_size / float(np.median(timed)) if timed else None
     if state is not None and images_per_s:
@@ -420,14 +417,6 @@ def check_overfit(cfg, splits, *, subset: int = 64, steps: int = 300,
                 "higher rate" + grad_note)
     status = WARN if error <= OVERFIT_WARN else FAIL
     return Check(name, title, status, summary, hint, details)
-
-
-def _wrong(net, x, y, batch_size: int = 256) -> int:
-    wrong = 0
-    for lo in range(0, len(y), batch_size):
-        logits = net.predict(x[lo:lo + batch_size])
-        wrong += int((logits.argmax(axis=1) != y[lo:lo + batch_size]).sum())
-    return wrong
 
 
 # --- 4. parameters and FLOPs --------------------------------------------------------------------

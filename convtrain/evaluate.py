@@ -22,6 +22,16 @@ def predict_logits(net, x_raw: np.ndarray, mean, std, batch_size: int = 512) -> 
     return out if out is not None else np.zeros((0, 0))
 
 
+def loss_and_wrong(net, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> tuple[float, int]:
+    """Mean loss and number of misclassified examples of normalised inputs, in evaluation mode."""
+    total, wrong = 0.0, 0
+    for lo in range(0, len(y), batch_size):
+        logits, yb = net.predict(x[lo:lo + batch_size]), y[lo:lo + batch_size]
+        total += softmax_cross_entropy(logits, yb)[0] * len(yb)
+        wrong += int((logits.argmax(axis=1) != yb).sum())
+    return total / len(y), wrong
+
+
 def evaluate(net, dataset, mean, std, *, batch_size: int = 512, num_classes: int | None = None) -> dict:
     """-> {n, loss, accuracy, error, confusion (K x K, rows = true class), per_class_accuracy}."""
     n = len(dataset.y)

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import data as datamod
 from .errors import ConvtrainError
-from .loss import softmax_cross_entropy
+from .evaluate import loss_and_wrong
 from .network import Network
 from .optim import init_velocities, sgd_step
 
@@ -30,24 +30,13 @@ class Trial:
         return not self.diverged and self.final_loss < self.initial_loss
 
 
-def subset_loss(net, x, y, batch_size=512) -> float:
-    total = 0.0
-    for lo in range(0, len(y), batch_size):
-        logits = net.predict(x[lo:lo + batch_size])
-        total += softmax_cross_entropy(logits, y[lo:lo + batch_size])[0] * len(y[lo:lo + batch_size])
-    return total / len(y)
-
-
 def run_trial(cfg, input_shape, x, y, lr: float, steps: int, batch_size: int) -> Trial:
     net = Network.build(cfg.model, input_shape, seed=cfg.seed, source=cfg.source)
     velocities = init_velocities(net)
-    initial = subset_loss(net, x, y)
-    n = len(y)
-    per_epoch = datamod.num_batches(n, batch_size)
+    initial, _ = loss_and_wrong(net, x, y)
+    batches = datamod.BatchSchedule(len(y), batch_size, seed=cfg.seed)
     for step in range(steps):
-        epoch, b = divmod(step, per_epoch)
-        order = datamod.batch_order(n, seed=cfg.seed, epoch=epoch)
-        idx = np.sort(order[b * batch_size:(b + 1) * batch_size])
+        idx = batches.indices(step)
         net.reseed(cfg.seed, step)
         net.zero_grads()
         with np.errstate(over="ignore", invalid="ignore"):
@@ -55,7 +44,7 @@ def run_trial(cfg, input_shape, x, y, lr: float, steps: int, batch_size: int) ->
         if not math.isfinite(loss) or loss > 10 * max(initial, math.log(net.layers[-1].output_shape[0])):
             return Trial(lr, initial, loss if math.isfinite(loss) else math.inf, True)
         sgd_step(net, velocities, lr, cfg.optim)
-    final = subset_loss(net, x, y)
+    final, _ = loss_and_wrong(net, x, y)
     return Trial(lr, initial, final, not math.isfinite(final))
 
 

@@ -67,7 +67,8 @@ class Trainer:
         self.velocities = init_velocities(network)
         n = len(splits.train.y)
         self.batch_size = cfg.train.batch_size
-        self.steps_per_epoch = datamod.num_batches(n, self.batch_size)
+        self.schedule = datamod.BatchSchedule(n, self.batch_size, seed=cfg.seed)
+        self.steps_per_epoch = self.schedule.per_epoch
         self.total_steps = cfg.train.epochs * self.steps_per_epoch
         self.step = 0
         self.best_val_error = math.inf
@@ -75,7 +76,6 @@ class Trainer:
         self.guard = GuardState()
         self.epoch_sums = {"loss": 0.0, "errors": 0, "seen": 0, "seconds": 0.0, "divergences": 0}
         self._stop_signal = None
-        self._order = None
         self._snapshot = None
         self.num_classes = network.layers[-1].output_shape[0]
         network.require_labels(splits)
@@ -90,12 +90,7 @@ class Trainer:
 
     # --- one step -----------------------------------------------------------------------------
     def batch(self, step: int):
-        epoch, b = divmod(step, self.steps_per_epoch)
-        if self._order is None or self._order[0] != epoch:   # one permutation per epoch
-            self._order = (epoch, datamod.batch_order(len(self.splits.train.y),
-                                                      seed=self.cfg.seed, epoch=epoch))
-        order = self._order[1]
-        idx = np.sort(order[b * self.batch_size:(b + 1) * self.batch_size])
+        idx = self.schedule.indices(step)
         train = self.splits.train
         x = datamod.normalize(train.x, self.splits.mean, self.splits.std,
                               out=self._xbuf[:len(idx)], index=idx)
