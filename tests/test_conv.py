@@ -102,7 +102,7 @@ def test_matches_reference_float32(kind, raw, in_shape):
 
 
 @pytest.mark.parametrize("raw,in_shape", [
-    ({"filters": 9, "size": 3, "pad": 1}, (2, 40, 37)),    # wide range > one TILE, F % 4 == 1
+    ({"filters": 9, "size": 3, "pad": 1}, (2, 40, 37)),    # many position tiles, F % 8 == 1
     ({"filters": 4, "size": [1, 4]}, (1, 3, 4)),           # 1-pixel-wide output
     ({"filters": 2, "size": 1}, (3, 5, 5)),                # 1x1 convolution
     ({"filters": 5, "size": [5, 2], "pad": [4, 0, 1, 1]}, (2, 1, 3)),  # taller window than input

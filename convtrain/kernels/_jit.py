@@ -37,6 +37,23 @@ def _ensure_writable_cache() -> None:
 _ensure_writable_cache()
 
 
+def _use_512_bit_vectors() -> bool:
+    """LLVM's tuning for AVX-512 CPUs prefers 256-bit vectors (older Xeons slowed their clock for
+    zmm code); our kernels are FMA-bound register tiles that run 1.3-1.9x faster with zmm. Turn the
+    preference off when the CPU has AVX-512, unless the user chose features (NUMBA_CPU_FEATURES)."""
+    if os.environ.get("NUMBA_CPU_FEATURES") or os.environ.get("NUMBA_CPU_NAME"):
+        return False
+    import llvmlite.binding as llvm
+    features = llvm.get_host_cpu_features()
+    if not features.get("avx512f"):
+        return False
+    numba.config.CPU_FEATURES = features.flatten() + ",-prefer-256-bit"
+    return True
+
+
+WIDE_VECTORS = _use_512_bit_vectors()   # read by kernels that size register tiles
+
+
 def jit(fn=None, **extra):
     """Serial kernel."""
     opts = dict(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")

@@ -1,0 +1,28 @@
+"""A fixed-size scratch array on the stack, for register tiles.
+
+numba has no local arrays on the CPU: `np.empty` goes to the heap, and LLVM cannot keep heap
+memory in registers. An `alloca` of a constant size can: once the loops over a tile are
+unrolled, LLVM turns the tile into vector registers (a micro-kernel that accumulates FB x PB
+outputs without touching memory). `size` must be a compile-time constant (a literal or a
+module-level int).
+"""
+from numba import carray, types
+from numba.core import cgutils
+from numba.core.errors import RequireLiteralValue
+from numba.extending import intrinsic
+
+
+@intrinsic
+def _stack_pointer(typingctx, size, dtype):
+    if not isinstance(size, types.IntegerLiteral):
+        raise RequireLiteralValue(size)
+    n = size.literal_value
+
+    def codegen(context, builder, signature, args):
+        item = context.get_value_type(dtype.dtype)
+        return cgutils.alloca_once(builder, item, size=context.get_constant(types.intp, n))
+
+    return types.CPointer(dtype.dtype)(size, dtype), codegen
+
+
+__all__ = ["_stack_pointer", "carray"]
