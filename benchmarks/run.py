@@ -625,8 +625,8 @@ def report(out, infos, args) -> str:
                  f"(ms, minimum over the repetitions)")
         L.append("")
         L.append("GFLOP/s: forward = layer flops x batch / forward time; backward = 2 x that / "
-                 "backward time (convtrain also computes the first layer's unused grad input; "
-                 "PyTorch skips it). PyTorch layers run on detached inputs, ReLU not in place.")
+                 "backward time (1 x for the first layer: neither side computes its unused grad "
+                 "input). PyTorch layers run on detached inputs, ReLU not in place.")
         for name, info in infos.items():
             c, t = prof.get((name, "convtrain")), prof.get((name, "torch"))
             if not c:
@@ -641,8 +641,9 @@ def report(out, infos, args) -> str:
             flops = {r["name"]: r["flops"] for r in info["rows"]}
             step = c["other_ms"]["total"]
             rows = []
-            for l in c["layers"]:
+            for k, l in enumerate(c["layers"]):
                 fl = flops[l["name"]] * PROFILE_BATCH
+                bwd_k = 1 if k == 0 else 2      # the first layer has no grad input to compute
                 heavy = l["type"] in ("conv", "dense", "local")
 
                 def gf(ms, k, fl=fl, heavy=heavy):
@@ -651,10 +652,10 @@ def report(out, infos, args) -> str:
                 tt = tl.get(l["name"], {})
                 rows.append([l["name"], l["describe"], f"{l['fwd_ms']:.2f}", f"{l['bwd_ms']:.2f}",
                              f"{100 * (l['fwd_ms'] + l['bwd_ms']) / step:.0f}%",
-                             gf(l["fwd_ms"], 1), gf(l["bwd_ms"], 2),
+                             gf(l["fwd_ms"], 1), gf(l["bwd_ms"], bwd_k),
                              f"{tt.get('fwd_ms', float('nan')):.2f}",
                              f"{tt.get('bwd_ms', float('nan')):.2f}",
-                             gf(tt.get("fwd_ms", 0), 1), gf(tt.get("bwd_ms", 0), 2)])
+                             gf(tt.get("fwd_ms", 0), 1), gf(tt.get("bwd_ms", 0), bwd_k)])
             for key in ("loss", "zero_grads", "grads_finite", "sgd_step"):
                 cv_ = c["other_ms"].get(key)
                 tv_ = (t or {}).get("other_ms", {}).get(key)

@@ -157,12 +157,14 @@ class ConvtrainSide:
             t1 = pc()
             if rec:
                 other["loss"].append(t1 - t0)
+            net.layers[0].need_dx = False         # as in the trainer (and PyTorch's autograd)
             for i in range(L - 1, -1, -1):
                 t0 = pc()
                 dout = net.layers[i].backward(np.ascontiguousarray(dout), caches[i])
                 t1 = pc()
                 if rec:
                     bwd[i].append(t1 - t0)
+            net.layers[0].need_dx = True
             t0 = pc()
             net.grads_finite()
             t1 = pc()

@@ -6,4 +6,24 @@ import os as _os
 # This only takes effect when convtrain is imported before numpy.
 _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+
+def _reuse_freed_memory() -> None:
+    """A training step allocates the same large arrays every step. glibc hands arrays over 128 KiB
+    back to the kernel on free (mmap/munmap), so every step page-faulted its activations in again
+    (~10 % of a step on the LCN net). Keep freed memory in the heap instead: peak memory is
+    unchanged, the faults are gone."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):    # not glibc: nothing to tune
+        return
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    mallopt(M_MMAP_THRESHOLD, 1 << 30)
+    mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1)
+
+
+_reuse_freed_memory()
+
 __version__ = "0.1.0"
