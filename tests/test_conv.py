@@ -151,6 +151,27 @@ def test_stride1_kernels_without_slack_rows():
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("raw,in_shape", [
+    ({"filters": 16, "size": 3, "pad": 1}, (24, 5, 7)),              # the fewest channels for it
+    ({"filters": 21, "size": [3, 2], "pad": [0, 1, 2, 0]}, (37, 6, 4)),  # C % 32, F % 8 != 0
+    ({"filters": 16, "size": 5, "stride": 2, "pad": 2}, (8, 9, 9)),   # 4 stride phases: C' = 32
+])
+def test_channels_last_weight_gradient(raw, in_shape):
+    """Layers with many channels take the channels-last grad-weight micro-kernel."""
+    layer = make("conv", raw, in_shape)
+    xp_channels = in_shape[0] * layer.geom.SH * layer.geom.SW
+    assert xp_channels >= KC.CHANNELS_LAST_MIN and raw["filters"] >= 2 * KC.FB
+    assert layer.output_shape[2] < 16
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3,) + in_shape)
+    dout = rng.standard_normal((3,) + layer.output_shape)
+    got, want = run_both(layer, "conv", x, dout)
+    assert_all_close(got, want, rtol=1e-10, atol=1e-10)
+    layer32 = make("conv", raw, in_shape, dtype=np.float32)
+    got32, want32 = run_both(layer32, "conv", x.astype(np.float32), dout.astype(np.float32))
+    assert_all_close(got32, want32, rtol=2e-4, atol=2e-4)
+
+
 @pytest.mark.parametrize("kind", ["conv", "local"])
 def test_without_bias(kind):
     layer = make(kind, {"filters": 3, "size": 3, "pad": 1, "bias": False}, (2, 5, 6))
@@ -342,7 +363,8 @@ def test_kernels_compile_once_per_dtype():
                     x = rng.standard_normal((3, 2, 7, 7)).astype(dtype)
                     y, cache = layer.forward(x[:, :, :, :], train=True)
                     layer.backward(np.ones_like(y), cache)
-    kernels = [KC.conv_forward, KC.conv_backward_weight, KC.pad_into, KC.crop_into,
+    kernels = [KC.conv_forward, KC.conv_backward_weight, KC.conv_backward_weight_channels_last,
+               KC.pad_into, KC.crop_into,
                KC.pad_phases, KC.merge_phases,
                KL.local_forward, KL.local_backward_data, KL.local_backward_weight]
     for k in kernels:

@@ -39,6 +39,8 @@ PB = 32 if WIDE_VECTORS else 16   # ... x wide positions (two vectors), FB*PB/16
 TILE_SIZE = FB * PB
 PN = 4 * PB    # narrow forward tile (F <= NARROW): 1 filter x PN positions
 NARROW = 4
+SB = 8         # channels-last grad-weight: samples per pass over the taps
+CHANNELS_LAST_MIN = 24   # fewest input channels for it (fewer would be mostly zero lanes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,6 +336,95 @@ def conv_forward(xp, w, b, out):
                 dst = out[n, f, oh]
                 for ow in range(OW):
                     dst[ow] = src[ow]
+
+
+@jit
+def _dw_chunk_channels_last(xh, dT, part, n0, n1, Wp, OH, OW, KH, KW):
+    """part (KH*KW, Fp, Cp) += grad-weight of samples n0..n1-1, as a register micro-kernel.
+
+    xh (N, Hpa*Wp*Cp): the padded input channels-last; dT (N, OH*OW, Fp): dout with filters last.
+    For one tap (kh, kw), a tile of FB filters x PB channels sums dT[n, q, f] * xh[n, q + tap, c]
+    over the valid output positions q of SB samples in registers (the same shape of loop as
+    _fwd_sample: two channel vectors loaded, FB broadcasts), then is added to `part`.
+    """
+    Fp = dT.shape[2]
+    Cp = part.shape[2]
+    tile = carray(_stack_pointer(TILE_SIZE, xh.dtype), (FB, PB))
+    for nb in range(n0, n1, SB):
+        ne = min(nb + SB, n1)
+        for kh in range(KH):
+            for kw in range(KW):
+                pk = part[kh * KW + kw]
+                for f0 in range(0, Fp, FB):
+                    for c0 in range(0, Cp, PB):
+                        for i in range(FB):
+                            src = pk[f0 + i, c0:]
+                            for j in range(PB):
+                                tile[i, j] = src[j]
+                        for n in range(nb, ne):
+                            xn = xh[n]
+                            dn = dT[n]
+                            for oh in range(OH):
+                                row = ((oh + kh) * Wp + kw) * Cp + c0
+                                for ow in range(OW):
+                                    xs = xn[row + ow * Cp:]
+                                    ws = dn[oh * OW + ow, f0:]
+                                    for j in range(PB):
+                                        y = xs[j]
+                                        for i in range(FB):
+                                            tile[i, j] += ws[i] * y
+                        for i in range(FB):
+                            dst = pk[f0 + i, c0:]
+                            for j in range(PB):
+                                dst[j] = tile[i, j]
+
+
+@pjit
+def conv_backward_weight_channels_last(xp, dout, dw, db, nchunks):
+    """conv_backward_weight for layers with many input channels (C >= CHANNELS_LAST_MIN): the
+    input is copied channels-last once (zero channels up to a multiple of PB) so that the weight
+    gradient runs as a register micro-kernel over valid positions only (no junk columns)."""
+    N, C, Hpa, Wp = xp.shape
+    F, _, KH, KW = dw.shape
+    OH = dout.shape[2]
+    OW = dout.shape[3]
+    Q = OH * OW
+    Cp = (C + PB - 1) // PB * PB
+    Fp = (F + FB - 1) // FB * FB
+    nchunks = max(1, min(N, nchunks))
+    xh = np.zeros((N, Hpa * Wp * Cp), xp.dtype)
+    dT = np.zeros((N, Q, Fp), dout.dtype)
+    pdb = np.zeros((N, F), dw.dtype)
+    for n in prange(N):
+        xn = xh[n]
+        for c in range(C):
+            src = xp[n, c].reshape(Hpa * Wp)
+            for i in range(Hpa * Wp):
+                xn[i * Cp + c] = src[i]
+        dn = dT[n]
+        for f in range(F):
+            src = dout[n, f].reshape(Q)
+            tot = 0.0
+            for q in range(Q):
+                v = src[q]
+                dn[q, f] = v
+                tot += v
+            pdb[n, f] = tot
+    parts = np.zeros((nchunks, KH * KW, Fp, Cp), dw.dtype)
+    for k in prange(nchunks):
+        _dw_chunk_channels_last(xh, dT, parts[k], k * N // nchunks, (k + 1) * N // nchunks,
+                                Wp, OH, OW, KH, KW)
+    for f in range(F):
+        s = db[f]
+        for n in range(N):
+            s += pdb[n, f]
+        db[f] = s
+    for k in range(nchunks):
+        for f in range(F):
+            for c in range(C):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        dw[f, c, kh, kw] += parts[k, kh * KW + kw, f, c]
 
 
 @pjit

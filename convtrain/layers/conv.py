@@ -257,21 +257,34 @@ class Conv2D(Layer):
         w = self.params["weight"]
         dw = self.grads["weight"]
         db = self.grads["bias"] if self.spec.bias else np.zeros(F, dtype=self.dtype)
-        threads = numba.get_num_threads()
         if g.SH == 1 and g.SW == 1:
-            K.conv_backward_weight(cache.xp, dout, dw, db, threads)
+            weight_gradient(cache.xp, dout, dw, db)
             if not self.need_dx:
                 return None
             return data_gradient(dout, w, g.H, g.W, (g.pt, g.pb, g.pl, g.pr))
         _, _, khq, kwq = phases(g)
         wq = split_weight(w, g)
         dwq = np.zeros_like(wq)
-        K.conv_backward_weight(cache.xp, dout, dwq, db, threads)
+        weight_gradient(cache.xp, dout, dwq, db)
         dw += merge_weight(dwq, g)
         if not self.need_dx:
             return None
         dxq = data_gradient(dout, wq, g.OH + khq - 1, g.OW + kwq - 1, (0, 0, 0, 0))
         return merge_input_grad(dxq, g)
+
+
+def weight_gradient(xp, dout, dw, db) -> None:
+    """dw += and db += of a stride-1 convolution, by the kernel that is faster for the shape
+    (measured with benchmarks/conv_kernels.py): the channels-last micro-kernel needs enough
+    channels and filters to fill its register tile, and wins where output rows are short (the
+    wide-row kernel's junk columns and per-sample reductions cost most there: 8x8 maps 2.1x,
+    14x14 1.45x, 16x16 about even)."""
+    threads = numba.get_num_threads()
+    C, F, OW = xp.shape[1], dout.shape[1], dout.shape[3]
+    if C >= K.CHANNELS_LAST_MIN and F >= 2 * K.FB and OW < 16:
+        K.conv_backward_weight_channels_last(xp, dout, dw, db, threads)
+    else:
+        K.conv_backward_weight(xp, dout, dw, db, threads)
 
 
 def data_gradient(dout, w, H, W, pad):
