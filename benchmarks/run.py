@@ -151,6 +151,10 @@ def worker_env() -> dict:
     env = dict(os.environ)
     env["BENCH_THREADS"] = str(THREADS)
     env["NUMBA_NUM_THREADS"] = str(THREADS)
+    # convtrain keeps freed memory in the heap (convtrain/__init__.py, mallopt); give the PyTorch
+    # worker the same glibc setting so that neither side pays page faults the other does not
+    env["MALLOC_MMAP_THRESHOLD_"] = str(1 << 30)
+    env["MALLOC_TRIM_THRESHOLD_"] = str((1 << 31) - 1)
     env.setdefault("PYTHONPATH", "")
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env["PYTHONPATH"] else "")
     return env
@@ -682,7 +686,9 @@ METHOD = """
   equivalence check). `--quick` for a smoke run, `--only NAME` for some nets or sections.
 - Both sides use 2 threads (numba's 2 threads; torch.set_num_threads(2)), float32, NCHW,
   synthetic data (standard normal images, uniform labels; no data loading in the timed loops),
-  the config's SGD (momentum 0.9, its weight decay, none on biases) and learning rate.
+  the config's SGD (momentum 0.9, its weight decay, none on biases) and learning rate. Both
+  workers run with the same glibc malloc setting (freed memory stays in the heap; convtrain sets
+  it itself, PyTorch gets it through MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_).
 - Training step, convtrain: the trainer's (reseed, zero grads, forward, loss, backward,
   gradient finiteness check, error count, SGD update; not the rollback snapshot every 50 steps).
   PyTorch: zero_grad, forward, cross_entropy, backward, SGD.step, loss.item().

@@ -105,12 +105,14 @@ class Network:
             layer.zero_grads()
 
     def grads_finite(self) -> bool:
-        """One cheap pass: a dot product is NaN/inf when any entry is."""
-        for layer in self.layers:
-            for g in layer.grads.values():
-                flat = g.reshape(-1)
-                if not np.isfinite(np.dot(flat, flat)):
-                    return False
+        """One cheap pass: a dot product is NaN/inf when any entry is (or when the gradient is so
+        large that its square overflows: a divergence too, so no warning is printed for it)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            for layer in self.layers:
+                for g in layer.grads.values():
+                    flat = g.reshape(-1)
+                    if not np.isfinite(np.dot(flat, flat)):
+                        return False
         return True
 
     def state_dict(self) -> dict[str, np.ndarray]:
