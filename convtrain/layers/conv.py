@@ -184,27 +184,18 @@ class ConvCache(NamedTuple):
                      # into its stride phases (N, C*pa*pb, Hq + slack rows, Wq), see forward
 
 
-class Conv2D(Layer):
-    """Convolution: out[n, f] = bias[f] + sum_c correlate(x[n, c], weight[f, c]) (strided, padded)."""
-    type = "conv"
-    Spec = ConvSpec
+class WindowLayer(Layer):
+    """What `conv` and `local` share: the window geometry (size, stride, padding and the strict
+    output-size rule), the output shape, fans, flop count, description and the shape checks."""
     short = "filters"
 
     def __init__(self, spec, in_shape, *, dtype=np.float32, name: str = ""):
         super().__init__(spec, in_shape, dtype=dtype, name=name)
         self.geom = conv_geometry(spec, self.in_shape, self.name, self.type)
 
-    # --- shapes and counts --------------------------------------------------------------------
     def out_shape(self, in_shape):
         g = conv_geometry(self.spec, in_shape, self.name, self.type)
         return (self.spec.filters, g.OH, g.OW)
-
-    def param_shapes(self):
-        g = self.geom
-        shapes = {"weight": (self.spec.filters, g.C, g.KH, g.KW)}
-        if self.spec.bias:
-            shapes["bias"] = (self.spec.filters,)
-        return shapes
 
     def fans(self):
         g = self.geom
@@ -219,13 +210,32 @@ class Conv2D(Layer):
     def describe(self):
         return describe_window(self.spec, self.geom)
 
-    # --- computation --------------------------------------------------------------------------
     def _check_input(self, x):
         if x.ndim != 4 or tuple(x.shape[1:]) != self.in_shape:
             want = ", ".join(map(str, self.in_shape))
             raise ShapeError(f"{self.name}: expected a batch of shape (N, {want}), "
                              f"got {tuple(x.shape)}")
 
+    def _check_dout(self, dout, N):
+        g = self.geom
+        want = (N, self.spec.filters, g.OH, g.OW)
+        if dout.shape != want:
+            raise ShapeError(f"{self.name}: expected a gradient of shape {want}, got {dout.shape}")
+
+
+class Conv2D(WindowLayer):
+    """Convolution: out[n, f] = bias[f] + sum_c correlate(x[n, c], weight[f, c]) (strided, padded)."""
+    type = "conv"
+    Spec = ConvSpec
+
+    def param_shapes(self):
+        g = self.geom
+        shapes = {"weight": (self.spec.filters, g.C, g.KH, g.KW)}
+        if self.spec.bias:
+            shapes["bias"] = (self.spec.filters,)
+        return shapes
+
+    # --- computation --------------------------------------------------------------------------
     def _bias(self):
         if self.spec.bias:
             return self.params["bias"]
@@ -251,9 +261,7 @@ class Conv2D(Layer):
         F = self.spec.filters
         N = cache.xp.shape[0]
         dout = np.ascontiguousarray(dout, dtype=self.dtype)
-        if dout.shape != (N, F, g.OH, g.OW):
-            raise ShapeError(f"{self.name}: expected a gradient of shape {(N, F, g.OH, g.OW)}, "
-                             f"got {dout.shape}")
+        self._check_dout(dout, N)
         w = self.params["weight"]
         dw = self.grads["weight"]
         db = self.grads["bias"] if self.spec.bias else np.zeros(F, dtype=self.dtype)

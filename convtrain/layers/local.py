@@ -14,14 +14,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import ShapeError
 from ..kernels import local as K
-from .base import Layer
 from .conv import (
     ConvSpec,
-    conv_geometry,
+    WindowLayer,
     crop_input,
-    describe_window,
     merge_input_grad,
     merge_weight,
     pad_input,
@@ -41,20 +38,10 @@ class LocalCache(NamedTuple):
                      # into its stride phases (N, C*pa*pb, Hq + slack rows, Wq), as for conv
 
 
-class LocallyConnected(Layer):
+class LocallyConnected(WindowLayer):
     """out[n, f, oh, ow] = bias[f, oh, ow] + <weight[f, oh, ow], the input window at (oh, ow)>."""
     type = "local"
     Spec = LocalSpec
-    short = "filters"
-
-    def __init__(self, spec, in_shape, *, dtype=np.float32, name: str = ""):
-        super().__init__(spec, in_shape, dtype=dtype, name=name)
-        self.geom = conv_geometry(spec, self.in_shape, self.name, self.type)
-
-    # --- shapes and counts --------------------------------------------------------------------
-    def out_shape(self, in_shape):
-        g = conv_geometry(self.spec, in_shape, self.name, self.type)
-        return (self.spec.filters, g.OH, g.OW)
 
     def param_shapes(self):
         g = self.geom
@@ -63,18 +50,6 @@ class LocallyConnected(Layer):
         if self.spec.bias:
             shapes["bias"] = (F, g.OH, g.OW)
         return shapes
-
-    def fans(self):
-        g = self.geom
-        return (g.C * g.KH * g.KW, self.spec.filters * g.KH * g.KW)
-
-    def flops(self, in_shape):
-        """2 * F*OH*OW*C*KH*KW, as for conv (the bias add is not counted)."""
-        g = conv_geometry(self.spec, tuple(in_shape), self.name, self.type)
-        return 2 * self.spec.filters * g.OH * g.OW * g.C * g.KH * g.KW
-
-    def describe(self):
-        return describe_window(self.spec, self.geom)
 
     # --- computation --------------------------------------------------------------------------
     def _bias(self):
@@ -85,9 +60,7 @@ class LocallyConnected(Layer):
 
     def forward(self, x, *, train):
         x = np.ascontiguousarray(x, dtype=self.dtype)
-        if x.ndim != 4 or tuple(x.shape[1:]) != self.in_shape:
-            raise ShapeError(f"{self.name}: expected a batch of shape "
-                             f"(N, {', '.join(map(str, self.in_shape))}), got {tuple(x.shape)}")
+        self._check_input(x)
         g = self.geom
         out = np.empty((x.shape[0], self.spec.filters, g.OH, g.OW), dtype=self.dtype)
         w = self.params["weight"]
@@ -104,9 +77,7 @@ class LocallyConnected(Layer):
         F = self.spec.filters
         N = cache.xp.shape[0]
         dout = np.ascontiguousarray(dout, dtype=self.dtype)
-        if dout.shape != (N, F, g.OH, g.OW):
-            raise ShapeError(f"{self.name}: expected a gradient of shape {(N, F, g.OH, g.OW)}, "
-                             f"got {dout.shape}")
+        self._check_dout(dout, N)
         db = self.grads["bias"] if self.spec.bias else np.zeros((F, g.OH, g.OW), dtype=self.dtype)
         w = self.params["weight"]
         dxp = np.empty(cache.xp.shape, dtype=self.dtype)
