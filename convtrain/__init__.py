@@ -13,10 +13,8 @@ def _reuse_freed_memory() -> None:
     (~10 % of a step on the LCN net). Keep freed memory in the heap instead: peak memory is
     unchanged, the faults are gone."""
     import ctypes
-    import ctypes.util
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+    try:   # the process's own symbols: ctypes.util.find_library would run ldconfig at start-up
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):    # not glibc: nothing to tune
         return
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
