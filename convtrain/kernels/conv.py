@@ -101,20 +101,19 @@ def _fwd_sample(xf, off, wtT, bp, acc, T, Lr):
 
 
 @jit
-def _fwd_sample_narrow(xf, off, wt, b, acc, T, Lr):
+def _fwd_sample_narrow(xf, off, wtT, bp, acc, T, Lr):
     """_fwd_sample for few filters (the data gradient of a layer with 1-4 input channels): one
     filter x PN positions per tile, so no work is spent on the zero filters of a padded tile."""
     F = acc.shape[0]
     tile = carray(_stack_pointer(PN, xf.dtype), (PN,))
     for p0 in range(0, Lr, PN):
         for f in range(F):
-            bf = b[f]
+            bf = bp[f]
             for j in range(PN):
                 tile[j] = bf
-            wf = wt[f]
             for t in range(T):
                 xs = xf[off[t] + p0:]
-                wft = wf[t]
+                wft = wtT[t, f]
                 for j in range(PN):
                     tile[j] += wft * xs[j]
             dst = acc[f, p0:]
@@ -314,9 +313,8 @@ def conv_forward(xp, w, b, out):
     Lr = (L + step - 1) // step * step
     Fp = F if narrow else (F + FB - 1) // FB * FB
     off = _taps(C, Hpa, Wp, KH, KW)
-    wt = w.reshape(F, T)
     wtT = np.zeros((T, Fp), w.dtype)        # taps x filters, zero filters up to a whole tile
-    wtT[:, :F] = wt.T
+    wtT[:, :F] = w.reshape(F, T).T
     bp = np.zeros(Fp, w.dtype)
     bp[:F] = b
     xall = xp.reshape(N * S)
@@ -329,7 +327,7 @@ def conv_forward(xp, w, b, out):
             xf[:S] = xall[n * S:(n + 1) * S]
         acc = np.empty((Fp, Lr), out.dtype)
         if narrow:
-            _fwd_sample_narrow(xf, off, wt, b, acc, T, Lr)
+            _fwd_sample_narrow(xf, off, wtT, bp, acc, T, Lr)
         else:
             _fwd_sample(xf, off, wtT, bp, acc, T, Lr)
         for f in range(F):
