@@ -4,16 +4,18 @@ numba has no local arrays on the CPU: `np.empty` goes to the heap, and LLVM cann
 memory in registers. An `alloca` of a constant size can: once the loops over a tile are
 unrolled, LLVM turns the tile into vector registers (a micro-kernel that accumulates FB x PB
 outputs without touching memory). `size` must be a compile-time constant (a literal or a
-module-level int).
+module-level int). Use it as `carray(stack_pointer(SIZE, x.dtype), shape)`.
+numba's cache only watches the file of a cached kernel: after editing this one, delete the
+kernels' __pycache__ (or set NUMBA_CACHE_DIR) so they recompile.
 """
-from numba import carray, types
+from numba import types
 from numba.core import cgutils
 from numba.core.errors import RequireLiteralValue
 from numba.extending import intrinsic
 
 
 @intrinsic
-def _stack_pointer(typingctx, size, dtype):
+def stack_pointer(typingctx, size, dtype):
     if not isinstance(size, types.IntegerLiteral):
         raise RequireLiteralValue(size)
     n = size.literal_value
@@ -24,5 +26,3 @@ def _stack_pointer(typingctx, size, dtype):
 
     return types.CPointer(dtype.dtype)(size, dtype), codegen
 
-
-__all__ = ["_stack_pointer", "carray"]

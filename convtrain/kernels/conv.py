@@ -31,9 +31,10 @@ iteration (helpers taking arrays called inside hot loops of a parallel region ma
 ~20x slower on 2 threads: reference counts of the shared arrays bounce between the cores).
 """
 import numpy as np
+from numba import carray
 
 from ._jit import WIDE_VECTORS, jit, pjit, prange
-from ._stack import _stack_pointer, carray
+from ._stack import stack_pointer
 
 ROUND = 16     # grad-weight: the wide range is rounded up to this many elements
 FB = 8         # forward register tile: filters ...
@@ -80,7 +81,7 @@ def _fwd_sample(xf, off, wtT, bp, acc, T, Lr):
     off[T-1] + Lr.
     """
     Fp = acc.shape[0]
-    tile = carray(_stack_pointer(TILE_SIZE, xf.dtype), (FB, PB))
+    tile = carray(stack_pointer(TILE_SIZE, xf.dtype), (FB, PB))
     for p0 in range(0, Lr, PB):
         for f0 in range(0, Fp, FB):
             for i in range(FB):
@@ -105,7 +106,7 @@ def _fwd_sample_narrow(xf, off, wtT, bp, acc, T, Lr):
     """_fwd_sample for few filters (the data gradient of a layer with 1-4 input channels): one
     filter x PN positions per tile, so no work is spent on the zero filters of a padded tile."""
     F = acc.shape[0]
-    tile = carray(_stack_pointer(PN, xf.dtype), (PN,))
+    tile = carray(stack_pointer(PN, xf.dtype), (PN,))
     for p0 in range(0, Lr, PN):
         for f in range(F):
             bf = bp[f]
@@ -349,7 +350,7 @@ def _dw_chunk_channels_last(xh, dT, part, n0, n1, Wp, OH, OW, KH, KW):
     """
     Fp = dT.shape[2]
     Cp = part.shape[2]
-    tile = carray(_stack_pointer(TILE_SIZE, xh.dtype), (FB, PB))
+    tile = carray(stack_pointer(TILE_SIZE, xh.dtype), (FB, PB))
     for nb in range(n0, n1, SB):
         ne = min(nb + SB, n1)
         for kh in range(KH):
