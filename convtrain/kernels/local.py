@@ -19,6 +19,10 @@ from ._jit import jit, pjit, prange
 
 ROUND = 16     # as in kernels/conv.py: the wide range is rounded up when the buffer has room
 
+# _taps and _wide_len repeat kernels/conv.py's on purpose: numba's cache watches only the file of
+# a cached kernel, so calling conv.py's helpers from here would keep stale compiled copies of
+# them after an edit there.
+
 
 @jit
 def _taps(C, Hpa, Wp, KH, KW):
