@@ -10,6 +10,7 @@ from convtrain import data as datamod
 from convtrain.network import Network
 from convtrain.trainer import Trainer
 
+from compile_checks import signature_counts
 from synthetic import write_config
 
 EVERYTHING = """\
@@ -28,14 +29,13 @@ EVERYTHING = """\
 """
 
 
-def dispatchers():
-    found = {}
+def all_signature_counts():
+    """signature_counts over every module of convtrain.kernels, keyed "module.kernel"."""
+    counts = {}
     for info in pkgutil.iter_modules(convtrain.kernels.__path__):
         mod = importlib.import_module(f"convtrain.kernels.{info.name}")
-        for name, obj in vars(mod).items():
-            if hasattr(obj, "signatures") and hasattr(obj, "py_func"):
-                found[f"{info.name}.{name}"] = obj
-    return found
+        counts.update({f"{info.name}.{k}": n for k, n in signature_counts(mod).items()})
+    return counts
 
 
 def test_no_new_signatures_after_warm_up(tmp_path):
@@ -49,11 +49,11 @@ def test_no_new_signatures_after_warm_up(tmp_path):
     trainer = Trainer(cfg, net, splits, str(tmp_path / "run"))
     trainer.total_steps = trainer.steps_per_epoch + 2     # warm up: one epoch with evaluation
     trainer.fit()
-    before = {name: len(d.signatures) for name, d in dispatchers().items()}
+    before = all_signature_counts()
     assert sum(before.values()) > 5
     trainer.total_steps = 3 * trainer.steps_per_epoch    # two more epochs, last batch included
     trainer.fit()
-    after = {name: len(d.signatures) for name, d in dispatchers().items()}
+    after = all_signature_counts()
     grown = {k: (before[k], after[k]) for k in after if after[k] != before.get(k)}
     assert not grown, f"kernels compiled new signatures inside the loop: {grown}"
     assert all(np.isfinite(v).all() for v in net.state_dict().values())

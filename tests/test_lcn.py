@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ref_pool as ref
+from compile_checks import assert_layers_compile_once
 from convtrain.errors import ShapeError
 from convtrain.kernels import lcn as kernels
 from convtrain.layers.lcn import LCN, DivisiveNorm, SubtractiveNorm, window_1d
@@ -262,17 +263,6 @@ def test_constant_input_gives_zero_and_finite_gradient():
 
 
 def test_no_new_compilations_after_warm_up():
-    rng = np.random.default_rng(6)
     layers = [make(cls, {"size": 3}, (2, 5, 4), np.float32) for cls in LAYERS]
     layers.append(make(LCN, {"size": 3, "mode": "jarrett"}, (2, 5, 4), np.float32))
-
-    def run(n):
-        for layer in layers:
-            y, cache = layer.forward(rng.standard_normal((n, 2, 5, 4)), train=True)
-            layer.backward(rng.standard_normal(y.shape), cache)
-
-    run(2)
-    funcs = [f for f in vars(kernels).values() if hasattr(f, "signatures")]
-    before = {f.__name__: len(f.signatures) for f in funcs}
-    run(3)
-    assert {f.__name__: len(f.signatures) for f in funcs} == before
+    assert_layers_compile_once(layers, (2, 5, 4), kernels)

@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ref_pool as ref
+from compile_checks import assert_layers_compile_once
 from convtrain.errors import ShapeError
 from convtrain.kernels import pool as kernels
 from convtrain.layers.pool import AvgPool, ChannelPool, L2Pool, MaxPool
@@ -392,7 +393,6 @@ def test_resolved_spec_round_trips(cls, raw):
 
 
 def test_no_new_compilations_after_warm_up():
-    rng = np.random.default_rng(6)
     layers = [make(MaxPool, {"size": 2}, (2, 4, 4), np.float32),
               make(MaxPool, {"size": 3, "stride": 1}, (2, 4, 4), np.float32),
               make(AvgPool, {"size": 2}, (2, 4, 4), np.float32),
@@ -400,14 +400,4 @@ def test_no_new_compilations_after_warm_up():
               make(L2Pool, {"size": 2}, (2, 4, 4), np.float32)] + [
               make(ChannelPool, {"size": 2, "op": op}, (2, 4, 4), np.float32)
               for op in ("max", "avg", "l2")]
-
-    def run(n):
-        for layer in layers:
-            y, cache = layer.forward(rng.standard_normal((n, 2, 4, 4)), train=True)
-            layer.backward(rng.standard_normal(y.shape), cache)
-
-    run(2)
-    funcs = [f for f in vars(kernels).values() if hasattr(f, "signatures")]
-    before = {f.__name__: len(f.signatures) for f in funcs}
-    run(3)
-    assert {f.__name__: len(f.signatures) for f in funcs} == before
+    assert_layers_compile_once(layers, (2, 4, 4), kernels)
