@@ -43,7 +43,7 @@ bench: $(VENV)/.bench data
 	$(PY) -m benchmarks.run
 
 lint: setup
-	$(PY) -m pip install -q ruff
+	$(PY) -m pip install -q ruff==0.17.6
 	$(VENV)/bin/ruff check convtrain tests benchmarks
 
 clean:
