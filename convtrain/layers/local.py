@@ -80,14 +80,19 @@ class LocallyConnected(WindowLayer):
         self._check_dout(dout, N)
         db = self.grads["bias"] if self.spec.bias else np.zeros((F, g.OH, g.OW), dtype=self.dtype)
         w = self.params["weight"]
-        dxp = np.empty(cache.xp.shape, dtype=self.dtype)
         if g.SH == 1 and g.SW == 1:
             K.local_backward_weight(cache.xp, dout, self.grads["weight"], db)
+            if not self.need_dx:
+                return None
+            dxp = np.empty(cache.xp.shape, dtype=self.dtype)
             K.local_backward_data(dout, w, dxp)
             return crop_input(dxp, g)
         wq = split_weight(w, g)
         dwq = np.zeros_like(wq)
         K.local_backward_weight(cache.xp, dout, dwq, db)
         self.grads["weight"] += merge_weight(dwq, g)
+        if not self.need_dx:
+            return None
+        dxp = np.empty(cache.xp.shape, dtype=self.dtype)
         K.local_backward_data(dout, wq, dxp)
         return merge_input_grad(dxp, g)
