@@ -179,15 +179,17 @@ def merge_input_grad(dxq: np.ndarray, g: Geometry) -> np.ndarray:
     return dx
 
 
-class ConvCache(NamedTuple):
+class WindowCache(NamedTuple):
     xp: np.ndarray   # the zero-padded input (N, C, Hp + slack rows, Wp); for stride > 1 split
                      # into its stride phases (N, C*pa*pb, Hq + slack rows, Wq), see forward
 
 
 class WindowLayer(Layer):
     """What `conv` and `local` share: the window geometry (size, stride, padding and the strict
-    output-size rule), the output shape, fans, flop count, description and the shape checks."""
+    output-size rule), the output shape, fans, flop count, description, shape checks and the
+    forward pass (padding or stride-phase splitting around the subclass's `forward_kernel`)."""
     short = "filters"
+    forward_kernel: staticmethod   # (xp, weight, bias, out), stride 1
 
     def __init__(self, spec, in_shape, *, dtype=np.float32, name: str = ""):
         super().__init__(spec, in_shape, dtype=dtype, name=name)
@@ -210,6 +212,20 @@ class WindowLayer(Layer):
     def describe(self):
         return describe_window(self.spec, self.geom)
 
+    def forward(self, x, *, train):
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        self._check_input(x)
+        g = self.geom
+        out = np.empty((x.shape[0], self.spec.filters, g.OH, g.OW), dtype=self.dtype)
+        w = self.params["weight"]
+        if g.SH == 1 and g.SW == 1:
+            xp = pad_input(x, g, slack_rows(g.Wp))
+        else:   # as a stride-1 layer over the input's stride phases (see kernels/conv.py)
+            xp = split_input(x, g)
+            w = split_weight(w, g)
+        self.forward_kernel(xp, w, self._bias(), out)
+        return out, WindowCache(xp)
+
     def _check_input(self, x):
         if x.ndim != 4 or tuple(x.shape[1:]) != self.in_shape:
             want = ", ".join(map(str, self.in_shape))
@@ -227,6 +243,7 @@ class Conv2D(WindowLayer):
     """Convolution: out[n, f] = bias[f] + sum_c correlate(x[n, c], weight[f, c]) (strided, padded)."""
     type = "conv"
     Spec = ConvSpec
+    forward_kernel = staticmethod(K.conv_forward)
 
     def param_shapes(self):
         g = self.geom
@@ -240,21 +257,6 @@ class Conv2D(WindowLayer):
         if self.spec.bias:
             return self.params["bias"]
         return np.zeros(self.spec.filters, dtype=self.dtype)
-
-    def forward(self, x, *, train):
-        x = np.ascontiguousarray(x, dtype=self.dtype)
-        self._check_input(x)
-        g = self.geom
-        N = x.shape[0]
-        w = self.params["weight"]
-        out = np.empty((N, self.spec.filters, g.OH, g.OW), dtype=self.dtype)
-        if g.SH == 1 and g.SW == 1:
-            xp = pad_input(x, g, slack_rows(g.Wp))
-            K.conv_forward(xp, w, self._bias(), out)
-            return out, ConvCache(xp)
-        xq = split_input(x, g)
-        K.conv_forward(xq, split_weight(w, g), self._bias(), out)
-        return out, ConvCache(xq)
 
     def backward(self, dout, cache):
         g = self.geom

@@ -10,7 +10,6 @@ own filter; bias (F, OH, OW). The keys, defaults and the strict output-size rule
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
@@ -21,9 +20,6 @@ from .conv import (
     crop_input,
     merge_input_grad,
     merge_weight,
-    pad_input,
-    slack_rows,
-    split_input,
     split_weight,
 )
 
@@ -33,15 +29,11 @@ class LocalSpec(ConvSpec):
     """The keys of `conv`: filters, size, stride, pad, bias."""
 
 
-class LocalCache(NamedTuple):
-    xp: np.ndarray   # the zero-padded input (N, C, Hp + slack rows, Wp); for stride > 1 split
-                     # into its stride phases (N, C*pa*pb, Hq + slack rows, Wq), as for conv
-
-
 class LocallyConnected(WindowLayer):
     """out[n, f, oh, ow] = bias[f, oh, ow] + <weight[f, oh, ow], the input window at (oh, ow)>."""
     type = "local"
     Spec = LocalSpec
+    forward_kernel = staticmethod(K.local_forward)
 
     def param_shapes(self):
         g = self.geom
@@ -57,20 +49,6 @@ class LocallyConnected(WindowLayer):
             return self.params["bias"]
         g = self.geom
         return np.zeros((self.spec.filters, g.OH, g.OW), dtype=self.dtype)
-
-    def forward(self, x, *, train):
-        x = np.ascontiguousarray(x, dtype=self.dtype)
-        self._check_input(x)
-        g = self.geom
-        out = np.empty((x.shape[0], self.spec.filters, g.OH, g.OW), dtype=self.dtype)
-        w = self.params["weight"]
-        if g.SH == 1 and g.SW == 1:
-            xp = pad_input(x, g, slack_rows(g.Wp))
-            K.local_forward(xp, w, self._bias(), out)
-        else:   # as a stride-1 layer over the input's stride phases (see kernels/conv.py)
-            xp = split_input(x, g)
-            K.local_forward(xp, split_weight(w, g), self._bias(), out)
-        return out, LocalCache(xp)
 
     def backward(self, dout, cache):
         g = self.geom
