@@ -151,6 +151,32 @@ def test_stride1_kernels_without_slack_rows():
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("F,C,H,W,K,rows", [
+    (9, 3, 14, 14, 5, True),     # 14 of 16 lanes, F % 8 == 1
+    (16, 2, 7, 16, 5, True),     # odd rows: the last row tile overlaps the one before
+    (10, 1, 28, 28, 5, True),    # 2 column tiles, the second overlapping the first
+    (8, 2, 10, 10, 7, True),     # rows shorter than a vector (computed lanes not stored)
+    (12, 3, 16, 16, 5, True),    # exact fit
+    (8, 2, 8, 8, 5, False),      # short rows: the wide runs waste less
+    (3, 2, 9, 9, 3, False),      # few filters: the narrow tile
+])
+def test_forward_tilings(F, C, H, W, K, rows):
+    """Each of conv_forward's tilings against the reference (float64 and float32), with the
+    last sample read from the very end of the buffer (no slack rows)."""
+    rng = np.random.default_rng(6)
+    Hp, Wp = H + K - 1, W + K - 1
+    assert KC.row_tiles(F, H, W, Wp) == rows
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-5)):
+        xp = rng.standard_normal((3, C, Hp, Wp)).astype(dtype)
+        w = rng.standard_normal((F, C, K, K)).astype(dtype)
+        b = rng.standard_normal(F).astype(dtype)
+        out = np.empty((3, F, H, W), dtype)
+        KC.conv_forward(xp, w, b, out)
+        want = R.conv2d(xp.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                        (1, 1), (0, 0, 0, 0))
+        np.testing.assert_allclose(out, want, rtol=tol, atol=tol * 10)
+
+
 @pytest.mark.parametrize("raw,in_shape", [
     ({"filters": 16, "size": 3, "pad": 1}, (24, 5, 7)),              # the fewest channels for it
     ({"filters": 21, "size": [3, 2], "pad": [0, 1, 2, 0]}, (37, 6, 4)),  # C % 32, F % 8 != 0

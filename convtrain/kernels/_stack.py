@@ -26,3 +26,18 @@ def stack_pointer(typingctx, size, dtype):
 
     return types.CPointer(dtype.dtype)(size, dtype), codegen
 
+
+
+@intrinsic
+def element_pointer(typingctx, arr, index):
+    """A raw pointer to arr.flat[index] of a C-contiguous array, for `carray(ptr, (n,))` views
+    inside hot loops: slicing (`arr[i:]`) clamps its start on every call, which costs more scalar
+    instructions per tap than the micro-kernel's FMAs leave room for. No bounds are checked."""
+    if not isinstance(arr, types.Array) or not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.gep(ary.data, [args[1]])
+
+    return types.CPointer(arr.dtype)(arr, index), codegen

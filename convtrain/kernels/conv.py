@@ -34,12 +34,14 @@ import numpy as np
 from numba import carray
 
 from ._jit import WIDE_VECTORS, jit, pjit, prange
-from ._stack import stack_pointer
+from ._stack import element_pointer, stack_pointer
 
 ROUND = 16     # grad-weight: the wide range is rounded up to this many elements
 FB = 8         # forward register tile: filters ...
 PB = 32 if WIDE_VECTORS else 16   # ... x wide positions (two vectors), FB*PB/16 zmm registers
 TILE_SIZE = FB * PB
+RB = 2         # row tile: output rows ...
+VB = PB // RB  # ... x columns (one vector each)
 PN = 4 * PB    # narrow forward tile (F <= NARROW): 1 filter x PN positions
 NARROW = 4
 SB = 8         # channels-last grad-weight: samples per pass over the taps
@@ -89,8 +91,8 @@ def _fwd_sample(xf, off, wtT, bp, acc, T, Lr):
                 for j in range(PB):
                     tile[i, j] = bi
             for t in range(T):
-                xs = xf[off[t] + p0:]
-                ws = wtT[t, f0:]
+                xs = carray(element_pointer(xf, off[t] + p0), (PB,))
+                ws = carray(element_pointer(wtT, t * Fp + f0), (FB,))
                 for j in range(PB):
                     y = xs[j]
                     for i in range(FB):
@@ -99,6 +101,61 @@ def _fwd_sample(xf, off, wtT, bp, acc, T, Lr):
                 dst = acc[f0 + i, p0:]
                 for j in range(PB):
                     dst[j] = tile[i, j]
+
+
+@jit
+def row_tiles(F, OH, OW, Wp):
+    """Whether conv_forward tiles whole output rows (_fwd_sample_rows) rather than runs of the
+    wide layout: when that computes no more outputs (it also needs no copy out). It does for
+    OW a multiple of VB or close to it; short rows (8x8 maps) keep the wide runs."""
+    if F <= NARROW or OH < RB:
+        return False
+    L = (OH - 1) * Wp + OW
+    wide_cells = (L + PB - 1) // PB * PB
+    row_cells = (OH + RB - 1) // RB * RB * ((OW + VB - 1) // VB * VB)
+    return row_cells <= wide_cells
+
+
+@jit
+def _fwd_sample_rows(xf, off, wtT, bp, outn, T, Wp):
+    """outn (F, OH, OW) = the convolution of one sample, in tiles of FB filters x RB output rows x
+    VB columns (needs OH >= RB).
+
+    The same register micro-kernel as _fwd_sample, but each tile covers whole output rows (RB row
+    vectors, each read from its own row of the input) instead of a run of the wide layout, so the
+    junk columns cost nothing when OW is a multiple of VB, and the tile is stored straight into
+    the output. The last tile of rows or columns is moved back to end at the edge (overlapping
+    the one before) rather than run past it; for OW < VB the lanes past OW are computed and not
+    stored.
+    """
+    F, OH, OW = outn.shape
+    Fp = wtT.shape[1]
+    tile = carray(stack_pointer(TILE_SIZE, xf.dtype), (FB, RB, VB))
+    for r0 in range(0, OH, RB):
+        oh = min(r0, OH - RB)
+        for c0 in range(0, OW, VB):
+            ow = max(0, min(c0, OW - VB))
+            width = min(VB, OW - ow)
+            base = oh * Wp + ow
+            for f0 in range(0, Fp, FB):
+                for i in range(FB):
+                    bi = bp[f0 + i]
+                    for r in range(RB):
+                        for j in range(VB):
+                            tile[i, r, j] = bi
+                for t in range(T):
+                    ws = carray(element_pointer(wtT, t * Fp + f0), (FB,))
+                    for r in range(RB):
+                        xs = carray(element_pointer(xf, off[t] + base + r * Wp), (VB,))
+                        for j in range(VB):
+                            y = xs[j]
+                            for i in range(FB):
+                                tile[i, r, j] += ws[i] * y
+                for i in range(min(FB, F - f0)):
+                    for r in range(RB):
+                        dst = outn[f0 + i, oh + r, ow:]
+                        for j in range(width):
+                            dst[j] = tile[i, r, j]
 
 
 @jit
@@ -113,7 +170,7 @@ def _fwd_sample_narrow(xf, off, wtT, bp, acc, T, Lr):
             for j in range(PN):
                 tile[j] = bf
             for t in range(T):
-                xs = xf[off[t] + p0:]
+                xs = carray(element_pointer(xf, off[t] + p0), (PN,))
                 wft = wtT[t, f]
                 for j in range(PN):
                     tile[j] += wft * xs[j]
@@ -312,6 +369,7 @@ def conv_forward(xp, w, b, out):
     narrow = F <= NARROW
     step = PN if narrow else PB
     Lr = (L + step - 1) // step * step
+    rows = row_tiles(F, OH, OW, Wp)
     Fp = F if narrow else (F + FB - 1) // FB * FB
     off = _taps(C, Hpa, Wp, KH, KW)
     wtT = np.zeros((T, Fp), w.dtype)        # taps x filters, zero filters up to a whole tile
@@ -320,12 +378,17 @@ def conv_forward(xp, w, b, out):
     bp[:F] = b
     xall = xp.reshape(N * S)
     reach = off[T - 1] + Lr                 # how far one sample's rounded taps read
+    if rows:
+        reach = off[T - 1] + (OH - 1) * Wp + max(OW, VB)
     for n in prange(N):
         if n * S + reach <= N * S:
             xf = xall[n * S:]               # junk positions may read the next sample: harmless
         else:                               # the last samples: a zero-extended copy
             xf = np.zeros(max(reach, S), xp.dtype)
             xf[:S] = xall[n * S:(n + 1) * S]
+        if rows:
+            _fwd_sample_rows(xf, off, wtT, bp, out[n], T, Wp)
+            continue
         acc = np.empty((Fp, Lr), out.dtype)
         if narrow:
             _fwd_sample_narrow(xf, off, wtT, bp, acc, T, Lr)
@@ -363,13 +426,12 @@ def _dw_chunk_channels_last(xh, dT, part, n0, n1, Wp, OH, OW, KH, KW):
                             for j in range(PB):
                                 tile[i, j] = src[j]
                         for n in range(nb, ne):
-                            xn = xh[n]
-                            dn = dT[n]
                             for oh in range(OH):
                                 row = ((oh + kh) * Wp + kw) * Cp + c0
                                 for ow in range(OW):
-                                    xs = xn[row + ow * Cp:]
-                                    ws = dn[oh * OW + ow, f0:]
+                                    xs = carray(element_pointer(xh[n], row + ow * Cp), (PB,))
+                                    ws = carray(element_pointer(dT[n], (oh * OW + ow) * Fp + f0),
+                                                (FB,))
                                     for j in range(PB):
                                         y = xs[j]
                                         for i in range(FB):
