@@ -11,10 +11,13 @@ long contiguous stream over p, whatever C, KH, KW are. The forward is a register
 a tile of FB filters x PB positions lives in vector registers (a stack array, see _stack.py)
 while the loop runs over all taps, so the only memory traffic per tap is one input vector load
 per PB/16 registers and FB weight broadcasts (~180-200 GFLOP/s with AVX-512 on 2 cores, against
-~110 for the earlier accumulate-in-L1 passes). Grad-weight runs over p with 4 filters x 3 taps =
-12 running sums (7 streams) that LLVM keeps in registers; for many channels and short output rows
-(where junk columns and the per-sample horizontal reductions dominate) a channels-last copy of
-the input lets it run as the same kind of micro-kernel over valid positions only.
+~110 for the earlier accumulate-in-L1 passes). Where whole output rows fill the vectors better
+than the wide runs (OW = 14 or 16), the tile covers RB output rows x VB columns instead and
+skips the junk columns. The hot loops view the input through raw pointers (_stack.py): a
+clamped slice per tap cost more scalar instructions than the 16 FMAs leave issue slots for.
+Grad-weight runs over p with 4 filters x 3 taps = 12 running sums (7 streams) that LLVM keeps in
+registers; with many channels a channels-last copy of the input lets it run as the same kind of
+micro-kernel over valid positions only (no junk columns, no per-sample horizontal reductions).
 The data gradient of stride 1 is the forward kernel run on the padded dout with the flipped,
 transposed filters (the layer does the flip), so it shares this code.
 The wide range is rounded up (forward: to PB, reading junk past the sample, which is harmless;

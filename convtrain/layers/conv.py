@@ -285,13 +285,12 @@ class Conv2D(WindowLayer):
 
 def weight_gradient(xp, dout, dw, db) -> None:
     """dw += and db += of a stride-1 convolution, by the kernel that is faster for the shape
-    (measured with benchmarks/conv_kernels.py): the channels-last micro-kernel needs enough
-    channels and filters to fill its register tile, and wins where output rows are short (the
-    wide-row kernel's junk columns and per-sample reductions cost most there: 8x8 maps 2.1x,
-    14x14 1.45x, 16x16 about even)."""
+    (measured with benchmarks/conv_kernels.py): the channels-last micro-kernel wins wherever it
+    has enough channels and filters to fill its register tile (batch 128, 5x5, 32 channels:
+    8x8 maps 2.1x, 14x14 1.3x, 16x16 1.3x); with few channels its tile is mostly zero lanes."""
     threads = numba.get_num_threads()
-    C, F, OW = xp.shape[1], dout.shape[1], dout.shape[3]
-    if C >= K.CHANNELS_LAST_MIN and F >= 2 * K.FB and OW < 16:
+    C, F = xp.shape[1], dout.shape[1]
+    if C >= K.CHANNELS_LAST_MIN and F >= 2 * K.FB:
         K.conv_backward_weight_channels_last(xp, dout, dw, db, threads)
     else:
         K.conv_backward_weight(xp, dout, dw, db, threads)
