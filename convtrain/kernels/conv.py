@@ -77,8 +77,9 @@ def _wide_len(off, S, L):
 
 
 @jit
-def _fwd_sample(xf, off, wtT, bp, acc, T, Lr):
-    """acc (Fp, Lr) = bp + sum_t wtT[t, :] * xf[off[t] : off[t] + Lr]  for one sample.
+def _fwd_sample(xf, off, wb, bp, acc, T, Lr):
+    """acc (Fp, Lr) = bp + sum_t w[:, t] * xf[off[t] : off[t] + Lr]  for one sample (wb: the
+    weights in blocks, see _blocked_weights).
 
     A register micro-kernel: each tile of FB filters x PB wide positions is accumulated over all
     T taps in registers (one unaligned vector load of the input and FB weight broadcasts per tap)
@@ -95,7 +96,7 @@ def _fwd_sample(xf, off, wtT, bp, acc, T, Lr):
                     tile[i, j] = bi
             for t in range(T):
                 xs = carray(element_pointer(xf, off[t] + p0), (PB,))
-                ws = carray(element_pointer(wtT, t * Fp + f0), (FB,))
+                ws = carray(element_pointer(wb, f0 * T + t * FB), (FB,))
                 for j in range(PB):
                     y = xs[j]
                     for i in range(FB):
@@ -104,6 +105,20 @@ def _fwd_sample(xf, off, wtT, bp, acc, T, Lr):
                 dst = acc[f0 + i, p0:]
                 for j in range(PB):
                     dst[j] = tile[i, j]
+
+
+@jit
+def _blocked_weights(w2, Fp):
+    """w2 (F, T) -> flat (Fp*T,): blocks of FB filters, each (T, FB), filters padded with zeros
+    to Fp. A tile's weights for tap t are then FB contiguous values, and its whole pass over the
+    taps reads one contiguous block (T*FB values: 25 KB for 800 taps, which stays in L1)."""
+    F, T = w2.shape
+    wb = np.zeros(Fp * T, w2.dtype)
+    for f in range(F):
+        blk = (f // FB) * FB * T + f % FB
+        for t in range(T):
+            wb[blk + t * FB] = w2[f, t]
+    return wb
 
 
 @jit
@@ -120,7 +135,7 @@ def row_tiles(F, OH, OW, Wp):
 
 
 @jit
-def _fwd_sample_rows(xf, off, wtT, bp, outn, T, Wp):
+def _fwd_sample_rows(xf, off, wb, bp, outn, T, Wp):
     """outn (F, OH, OW) = the convolution of one sample, in tiles of FB filters x RB output rows x
     VB columns (needs OH >= RB).
 
@@ -132,7 +147,7 @@ def _fwd_sample_rows(xf, off, wtT, bp, outn, T, Wp):
     stored.
     """
     F, OH, OW = outn.shape
-    Fp = wtT.shape[1]
+    Fp = bp.shape[0]
     tile = carray(stack_pointer(TILE_SIZE, xf.dtype), (FB, RB, VB))
     for r0 in range(0, OH, RB):
         oh = min(r0, OH - RB)
@@ -147,7 +162,7 @@ def _fwd_sample_rows(xf, off, wtT, bp, outn, T, Wp):
                         for j in range(VB):
                             tile[i, r, j] = bi
                 for t in range(T):
-                    ws = carray(element_pointer(wtT, t * Fp + f0), (FB,))
+                    ws = carray(element_pointer(wb, f0 * T + t * FB), (FB,))
                     for r in range(RB):
                         xs = carray(element_pointer(xf, off[t] + base + r * Wp), (VB,))
                         for j in range(VB):
@@ -162,10 +177,9 @@ def _fwd_sample_rows(xf, off, wtT, bp, outn, T, Wp):
 
 
 @jit
-def _fwd_sample_narrow(xf, off, wtT, bp, acc, T, Lr):
+def _fwd_sample_narrow(xf, off, wb, bp, acc, F, T, Lr):
     """_fwd_sample for few filters (the data gradient of a layer with 1-4 input channels): one
     filter x PN positions per tile, so no work is spent on the zero filters of a padded tile."""
-    F = acc.shape[0]
     tile = carray(stack_pointer(PN, xf.dtype), (PN,))
     for p0 in range(0, Lr, PN):
         for f in range(F):
@@ -174,7 +188,7 @@ def _fwd_sample_narrow(xf, off, wtT, bp, acc, T, Lr):
                 tile[j] = bf
             for t in range(T):
                 xs = carray(element_pointer(xf, off[t] + p0), (PN,))
-                wft = wtT[t, f]
+                wft = wb[t * FB + f]
                 for j in range(PN):
                     tile[j] += wft * xs[j]
             dst = acc[f, p0:]
@@ -373,10 +387,9 @@ def conv_forward(xp, w, b, out):
     step = PN if narrow else PB
     Lr = (L + step - 1) // step * step
     rows = row_tiles(F, OH, OW, Wp)
-    Fp = F if narrow else (F + FB - 1) // FB * FB
+    Fp = (F + FB - 1) // FB * FB
     off = _taps(C, Hpa, Wp, KH, KW)
-    wtT = np.zeros((T, Fp), w.dtype)        # taps x filters, zero filters up to a whole tile
-    wtT[:, :F] = w.reshape(F, T).T
+    wb = _blocked_weights(w.reshape(F, T), Fp)
     bp = np.zeros(Fp, w.dtype)
     bp[:F] = b
     xall = xp.reshape(N * S)
@@ -390,13 +403,13 @@ def conv_forward(xp, w, b, out):
             xf = np.zeros(max(reach, S), xp.dtype)
             xf[:S] = xall[n * S:(n + 1) * S]
         if rows:
-            _fwd_sample_rows(xf, off, wtT, bp, out[n], T, Wp)
+            _fwd_sample_rows(xf, off, wb, bp, out[n], T, Wp)
             continue
         acc = np.empty((Fp, Lr), out.dtype)
         if narrow:
-            _fwd_sample_narrow(xf, off, wtT, bp, acc, T, Lr)
+            _fwd_sample_narrow(xf, off, wb, bp, acc, F, T, Lr)
         else:
-            _fwd_sample(xf, off, wtT, bp, acc, T, Lr)
+            _fwd_sample(xf, off, wb, bp, acc, T, Lr)
         for f in range(F):
             for oh in range(OH):
                 src = acc[f, oh * Wp:oh * Wp + OW]
