@@ -151,21 +151,30 @@ def test_stride1_kernels_without_slack_rows():
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("F,C,H,W,K,rows", [
-    (9, 3, 14, 14, 5, True),     # 14 of 16 lanes, F % 8 == 1
-    (16, 2, 7, 16, 5, True),     # odd rows: the last row tile overlaps the one before
-    (10, 1, 28, 28, 5, True),    # 2 column tiles, the second overlapping the first
-    (8, 2, 10, 10, 7, True),     # rows shorter than a vector (computed lanes not stored)
-    (12, 3, 16, 16, 5, True),    # exact fit
-    (8, 2, 8, 8, 5, False),      # short rows: the wide runs waste less
-    (3, 2, 9, 9, 3, False),      # few filters: the narrow tile
+WIDE, ROWS, NARROW = KC.WIDE, KC.ROWS, KC.NARROW_TILES
+LANES_8, LANES_7 = KC.LANES_8, KC.LANES_7
+
+
+@pytest.mark.parametrize("F,C,H,W,K,tiling", [
+    (9, 3, 14, 14, 5, ROWS),     # 14 of 16 lanes, F % 8 == 1
+    (16, 2, 7, 16, 5, ROWS),     # odd rows: the last row tile overlaps the one before
+    (10, 1, 28, 28, 5, ROWS),    # 2 column tiles, the second overlapping the first
+    (8, 2, 10, 10, 7, ROWS),     # rows shorter than a vector (computed lanes not stored)
+    (12, 3, 16, 16, 5, ROWS),    # exact fit
+    (8, 2, 9, 9, 3, WIDE),       # 8 filters, short rows: the wide runs waste least
+    (64, 5, 8, 8, 5, LANES_8),   # short rows, many filters: filters along the lanes
+    (64, 3, 14, 14, 5, LANES_7),  # two tiles of 7 columns per row
+    (56, 2, 3, 12, 3, LANES_7),  # F % 32 == 24, the last column tile overlapping
+    (60, 2, 8, 8, 3, LANES_8),   # F % 32 == 28
+    (33, 2, 5, 5, 3, LANES_7),   # rows shorter than the tile (computed columns not stored)
+    (3, 2, 9, 9, 3, NARROW),     # few filters: the narrow tile
 ])
-def test_forward_tilings(F, C, H, W, K, rows):
+def test_forward_tilings(F, C, H, W, K, tiling):
     """Each of conv_forward's tilings against the reference (float64 and float32), with the
     last sample read from the very end of the buffer (no slack rows)."""
     rng = np.random.default_rng(6)
     Hp, Wp = H + K - 1, W + K - 1
-    assert KC.row_tiles(F, H, W, Wp) == rows
+    assert KC.forward_tiling(F, H, W, Wp) == tiling
     for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-5)):
         xp = rng.standard_normal((3, C, Hp, Wp)).astype(dtype)
         w = rng.standard_normal((F, C, K, K)).astype(dtype)

@@ -45,8 +45,10 @@ PB = 32 if WIDE_VECTORS else 16   # ... x wide positions (two vectors), FB*PB/16
 TILE_SIZE = FB * PB
 RB = 2         # row tile: output rows ...
 VB = PB // RB  # ... x columns (one vector each)
+FV = PB        # filter-lane tile: 7 or 8 output columns x FV filters (two vectors)
 PN = 4 * PB    # narrow forward tile (F <= NARROW): 1 filter x PN positions
 NARROW = 4
+WIDE, ROWS, LANES_8, LANES_7, NARROW_TILES = 0, 1, 2, 3, 4   # forward_tiling's choices
 SB = 8         # channels-last grad-weight: samples per pass over the taps
 CHANNELS_LAST_MIN = 24   # fewest input channels for it (fewer would be mostly zero lanes)
 
@@ -108,30 +110,90 @@ def _fwd_sample(xf, off, wb, bp, acc, T, Lr):
 
 
 @jit
-def _blocked_weights(w2, Fp):
-    """w2 (F, T) -> flat (Fp*T,): blocks of FB filters, each (T, FB), filters padded with zeros
-    to Fp. A tile's weights for tap t are then FB contiguous values, and its whole pass over the
+def _blocked_weights(w2, Fp, block):
+    """w2 (F, T) -> flat (Fp*T,): blocks of `block` filters, each (T, block), filters padded with
+    zeros to Fp. A tile's weights for tap t are then contiguous, and its whole pass over the
     taps reads one contiguous block (T*FB values: 25 KB for 800 taps, which stays in L1)."""
     F, T = w2.shape
     wb = np.zeros(Fp * T, w2.dtype)
     for f in range(F):
-        blk = (f // FB) * FB * T + f % FB
+        blk = (f // block) * block * T + f % block
         for t in range(T):
-            wb[blk + t * FB] = w2[f, t]
+            wb[blk + t * block] = w2[f, t]
     return wb
 
 
 @jit
-def row_tiles(F, OH, OW, Wp):
-    """Whether conv_forward tiles whole output rows (_fwd_sample_rows) rather than runs of the
-    wide layout: when that computes no more outputs (it also needs no copy out). It does for
-    OW a multiple of VB or close to it; short rows (8x8 maps) keep the wide runs."""
-    if F <= NARROW or OH < RB:
-        return False
+def forward_tiling(F, OH, OW, Wp):
+    """Which tile conv_forward uses: the one that computes the fewest outputs (padded filters x
+    positions, junk included); ties go to the later one (no copy out).
+
+    WIDE: FB filters x PB positions of the wide layout (_fwd_sample);
+    ROWS: FB filters x RB rows x VB columns (_fwd_sample_rows): OW near a multiple of VB;
+    LANES_8 / LANES_7: 8 or 7 columns x FV filters (_filter_lanes_kernel): short rows;
+    NARROW: 1 filter x PN positions of the wide layout, for F <= NARROW.
+    """
+    if F <= NARROW:
+        return NARROW_TILES
     L = (OH - 1) * Wp + OW
-    wide_cells = (L + PB - 1) // PB * PB
-    row_cells = (OH + RB - 1) // RB * RB * ((OW + VB - 1) // VB * VB)
-    return row_cells <= wide_cells
+    Fp = (F + FB - 1) // FB * FB
+    best = WIDE
+    cells = (L + PB - 1) // PB * PB * Fp
+    if OH >= RB:
+        rows = (OH + RB - 1) // RB * RB * ((OW + VB - 1) // VB * VB) * Fp
+        if rows <= cells:
+            best = ROWS
+            cells = rows
+    Fq = (F + FV - 1) // FV * FV
+    for qb, choice in ((7, LANES_7), (8, LANES_8)):
+        lanes = OH * ((OW + qb - 1) // qb * qb) * Fq
+        if lanes <= cells:
+            best = choice
+            cells = lanes
+    return best
+
+
+def _filter_lanes_kernel(QB):
+    """The filter-lane forward micro-kernel for tiles of QB output columns (a compile-time
+    constant: numba caches each closure under its own constants)."""
+    tile_size = QB * FV
+
+    @jit
+    def fwd_sample_filter_lanes(xf, off, wq, bp, outn, T, Wp):
+        """outn (F, OH, OW) = the convolution of one sample, in tiles of QB output columns x FV
+        filters: the filters run along the vector lanes (FV/16 vectors of weights per tap) and
+        each of the QB input values is broadcast, so a tile can cover exactly the columns of a
+        short row (8x8 maps: QB = 8, 14x14: QB = 7), where position-lane tiles waste lanes on
+        junk columns. wq: the weights in blocks of FV filters; bp: the bias padded to them."""
+        F, OH, OW = outn.shape
+        Fq = bp.shape[0]
+        tile = carray(stack_pointer(tile_size, xf.dtype), (QB, FV))
+        for oh in range(OH):
+            for c0 in range(0, OW, QB):
+                ow = max(0, min(c0, OW - QB))
+                width = min(QB, OW - ow)
+                base = oh * Wp + ow
+                for f0 in range(0, Fq, FV):
+                    for j in range(QB):
+                        for i in range(FV):
+                            tile[j, i] = bp[f0 + i]
+                    for t in range(T):
+                        xs = carray(element_pointer(xf, off[t] + base), (QB,))
+                        ws = carray(element_pointer(wq, f0 * T + t * FV), (FV,))
+                        for i in range(FV):     # (this loop order vectorises over i)
+                            wi = ws[i]
+                            for j in range(QB):
+                                tile[j, i] += wi * xs[j]
+                    for i in range(min(FV, F - f0)):
+                        dst = outn[f0 + i, oh, ow:]
+                        for j in range(width):
+                            dst[j] = tile[j, i]
+
+    return fwd_sample_filter_lanes
+
+
+_fwd_lanes_8 = _filter_lanes_kernel(8)
+_fwd_lanes_7 = _filter_lanes_kernel(7)
 
 
 @jit
@@ -383,27 +445,36 @@ def conv_forward(xp, w, b, out):
     T = C * KH * KW
     S = C * Hpa * Wp
     L = (OH - 1) * Wp + OW
-    narrow = F <= NARROW
+    tiling = forward_tiling(F, OH, OW, Wp)
+    narrow = tiling == NARROW_TILES
     step = PN if narrow else PB
     Lr = (L + step - 1) // step * step
-    rows = row_tiles(F, OH, OW, Wp)
-    Fp = (F + FB - 1) // FB * FB
+    block = FV if tiling == LANES_8 or tiling == LANES_7 else FB
+    Fp = (F + block - 1) // block * block
     off = _taps(C, Hpa, Wp, KH, KW)
-    wb = _blocked_weights(w.reshape(F, T), Fp)
+    wb = _blocked_weights(w.reshape(F, T), Fp, block)
     bp = np.zeros(Fp, w.dtype)
     bp[:F] = b
     xall = xp.reshape(N * S)
     reach = off[T - 1] + Lr                 # how far one sample's rounded taps read
-    if rows:
+    if tiling == ROWS:
         reach = off[T - 1] + (OH - 1) * Wp + max(OW, VB)
+    elif tiling == LANES_8 or tiling == LANES_7:
+        reach = off[T - 1] + (OH - 1) * Wp + max(OW, 8)
     for n in prange(N):
         if n * S + reach <= N * S:
             xf = xall[n * S:]               # junk positions may read the next sample: harmless
         else:                               # the last samples: a zero-extended copy
             xf = np.zeros(max(reach, S), xp.dtype)
             xf[:S] = xall[n * S:(n + 1) * S]
-        if rows:
+        if tiling == ROWS:
             _fwd_sample_rows(xf, off, wb, bp, out[n], T, Wp)
+            continue
+        if tiling == LANES_8:
+            _fwd_lanes_8(xf, off, wb, bp, out[n], T, Wp)
+            continue
+        if tiling == LANES_7:
+            _fwd_lanes_7(xf, off, wb, bp, out[n], T, Wp)
             continue
         acc = np.empty((Fp, Lr), out.dtype)
         if narrow:
