@@ -625,15 +625,28 @@ def conv_backward_weight(xp, dout, dw, db, nchunks):
 
 @pjit
 def pad_into(x, xp, top, left):
-    """x (N, C, H, W) -> xp (N, C, Hp, Wp)[:, :, top:top+H, left:left+W]; xp's border untouched."""
+    """x (N, C, H, W) -> xp (N, C, Hp, Wp)[:, :, top:top+H, left:left+W], and zeros in every
+    other cell of xp: one parallel pass, so xp can come from np.empty (np.zeros first would be
+    a second, single-threaded pass over the whole buffer)."""
     N, C, H, W = x.shape
+    Hp = xp.shape[2]
+    Wp = xp.shape[3]
     for n in prange(N):
         for c in range(C):
-            for h in range(H):
-                src = x[n, c, h]
-                dst = xp[n, c, top + h, left:left + W]
+            for h in range(Hp):
+                row = xp[n, c, h]
+                if h < top or h >= top + H:
+                    for i in range(Wp):
+                        row[i] = 0
+                    continue
+                for i in range(left):
+                    row[i] = 0
+                src = x[n, c, h - top]
+                dst = row[left:left + W]
                 for i in range(W):
                     dst[i] = src[i]
+                for i in range(left + W, Wp):
+                    row[i] = 0
 
 
 @pjit

@@ -115,7 +115,7 @@ def describe_window(spec: ConvSpec, g: Geometry) -> str:
 def pad_input(x: np.ndarray, g: Geometry, extra_rows: int = 0) -> np.ndarray:
     """Zero-padded copy (N, C, Hp + extra_rows, Wp) of x (N, C, H, W)."""
     N = x.shape[0]
-    xp = np.zeros((N, g.C, g.Hp + extra_rows, g.Wp), dtype=x.dtype)
+    xp = np.empty((N, g.C, g.Hp + extra_rows, g.Wp), dtype=x.dtype)
     K.pad_into(x, xp, g.pt, g.pl)
     return xp
 
@@ -311,7 +311,7 @@ def data_gradient(dout, w, H, W, pad):
                                          max(0, -q[2]):OW - max(0, -q[3])])
         q = [max(0, v) for v in q]
     Hd, Wd = H + KH - 1, W + KW - 1
-    dp = np.zeros((N, F, Hd + slack_rows(Wd), Wd), dtype=dout.dtype)
+    dp = np.empty((N, F, Hd + slack_rows(Wd), Wd), dtype=dout.dtype)
     K.pad_into(dout, dp, q[0], q[2])
     wflip = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
     dx = np.empty((N, C, H, W), dtype=dout.dtype)
