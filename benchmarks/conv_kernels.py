@@ -72,7 +72,7 @@ def main():
         w = layer.params["weight"]
         b = layer.params["bias"]
         out = np.empty_like(y)
-        fwd = best_time(partial(KC.conv_forward, cache.xp, w, b, out), args.reps)
+        fwd = best_time(partial(KC.conv_forward, cache.xp, w, b, out, False), args.reps)
         dw = np.zeros_like(w)
         db = np.zeros_like(b)
         nt = numba.get_num_threads()
@@ -85,7 +85,7 @@ def main():
         wf = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         dx = np.empty_like(x)
         zc = np.zeros(C, np.float32)
-        bwd = best_time(partial(KC.conv_forward, dp, wf, zc, dx), args.reps)
+        bwd = best_time(partial(KC.conv_forward, dp, wf, zc, dx, False), args.reps)
         lf = best_time(partial(layer.forward, x, train=True), args.reps)
         lb = best_time(partial(layer.backward, dout, cache), args.reps)
         name = f"{C}->{F} {K}x{K} pad {P} @{H}x{W}"

@@ -28,6 +28,11 @@ class Network:
         self._common_by_id = {id(l): c for l, c in zip(self.layers, self.commons)}
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(dtype)
+        # conv/local layers that apply the ReLU right after them in their own pass (not when
+        # an activation-sparsity penalty needs the pre-ReLU output)
+        self.relu_fused = {i for i, (layer, nxt) in enumerate(zip(self.layers, self.layers[1:]))
+                           if layer.fuses_relu and nxt.type == "relu"
+                           and not self.commons[i].sparsity}
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
@@ -155,7 +160,12 @@ class Network:
         """-> (logits, caches, sparse_outputs, penalty). Sparsity adds lambda * mean |a|."""
         caches, sparse, penalty = [], {}, 0.0
         for i, (layer, common) in enumerate(zip(self.layers, self.commons)):
-            x, cache = layer.forward(x, train=train)
+            if i in self.relu_fused:
+                x, cache = layer.forward(x, train=train, relu=True)
+            elif i - 1 in self.relu_fused:
+                x, cache = layer.forward_rectified(x)
+            else:
+                x, cache = layer.forward(x, train=train)
             caches.append(cache)
             if common.sparsity and train:
                 sparse[i] = x

@@ -127,7 +127,7 @@ def test_stride1_kernels_without_slack_rows():
         w = rng.standard_normal((5, 3, 3, 3))
         b = rng.standard_normal(5)
         out = np.empty((2, 5, 4, Wp - 2))
-        KC.conv_forward(xp, w, b, out)
+        KC.conv_forward(xp, w, b, out, False)
         np.testing.assert_allclose(out, R.conv2d(xp, w, b, (1, 1), (0, 0, 0, 0)), rtol=1e-12, atol=1e-12)
         dw = np.zeros_like(w)
         db = np.zeros_like(b)
@@ -139,7 +139,7 @@ def test_stride1_kernels_without_slack_rows():
         # the locally-connected stride-1 kernels too
         wl = rng.standard_normal((5, 4, Wp - 2, 3, 3, 3))
         bl = rng.standard_normal((5, 4, Wp - 2))
-        KL.local_forward(xp, wl, bl, out)
+        KL.local_forward(xp, wl, bl, out, False)
         np.testing.assert_allclose(out, R.local2d(xp, wl, bl, (1, 1), (0, 0, 0, 0)), rtol=1e-12, atol=1e-12)
         dwl = np.zeros_like(wl)
         dbl = np.zeros_like(bl)
@@ -180,7 +180,7 @@ def test_forward_tilings(F, C, H, W, K, tiling):
         w = rng.standard_normal((F, C, K, K)).astype(dtype)
         b = rng.standard_normal(F).astype(dtype)
         out = np.empty((3, F, H, W), dtype)
-        KC.conv_forward(xp, w, b, out)
+        KC.conv_forward(xp, w, b, out, False)
         want = R.conv2d(xp.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
                         (1, 1), (0, 0, 0, 0))
         np.testing.assert_allclose(out, want, rtol=tol, atol=tol * 10)

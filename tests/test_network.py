@@ -126,3 +126,26 @@ def test_summary_needs_no_parameter_memory():
     rows = net.summary_rows()
     assert rows[0]["params"] == 200 * 200 * 40000 + 40000
     assert not net.layers[0].params
+
+
+def _layer_by_layer(net, x):
+    """The forward pass without the network's fusion: every layer on its own."""
+    for layer in net.layers:
+        x, _ = layer.forward(x, train=False)
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_after_conv_or_local_is_fused_with_the_same_results(dtype):
+    text = ("  - conv: {filters: 9, size: 3, pad: 1}\n  - relu\n"
+            "  - local: {filters: 2, size: 3}\n  - relu\n"
+            "  - conv: {filters: 3, size: 3, sparsity: 0.01}\n  - relu\n"   # needs its own output
+            "  - conv: {filters: 3, size: 1}\n  - tanh\n  - dense: 3\n")
+    net = net_from(text, (2, 9, 8), dtype=dtype)
+    assert net.relu_fused == {0, 2}
+    x = np.random.default_rng(1).standard_normal((5, 2, 9, 8)).astype(dtype)
+    logits, _, _, _ = net.forward(x, train=False)
+    np.testing.assert_allclose(logits, _layer_by_layer(net, x), rtol=1e-6, atol=1e-6)
+    if dtype == np.float64:
+        for r in check_network(net, x, np.array([0, 1, 2, 0, 1]), seed=0, limit=8):
+            assert r.ok(1e-6), r

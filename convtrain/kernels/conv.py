@@ -432,11 +432,13 @@ def _dw_sample(xf, off, dwd, part, T, Lr):
 # stride 1
 
 @pjit
-def conv_forward(xp, w, b, out):
-    """xp (N, C, Hpa, Wp) padded input, w (F, C, KH, KW), b (F,) -> out (N, F, OH, OW), stride 1.
+def conv_forward(xp, w, b, out, relu):
+    """xp (N, C, Hpa, Wp) padded input, w (F, C, KH, KW), b (F,) -> out (N, F, OH, OW), stride 1;
+    with `relu`, out = max(conv, 0) (a ReLU fused into the pass; NaN passes through).
 
     Overwrites `out`. OW = Wp - KW + 1 exactly; Hpa >= OH + KH - 1 (rows below are never part of
-    an output). Also computes the stride-1 data gradient: dx = conv_forward(pad(dout), flip(w^T), 0).
+    an output). Also computes the stride-1 data gradient:
+    dx = conv_forward(pad(dout), flip(w^T), 0, False).
     """
     N, C, Hpa, Wp = xp.shape
     F, _, KH, KW = w.shape
@@ -469,24 +471,27 @@ def conv_forward(xp, w, b, out):
             xf[:S] = xall[n * S:(n + 1) * S]
         if tiling == ROWS:
             _fwd_sample_rows(xf, off, wb, bp, out[n], T, Wp)
-            continue
-        if tiling == LANES_8:
+        elif tiling == LANES_8:
             _fwd_lanes_8(xf, off, wb, bp, out[n], T, Wp)
-            continue
-        if tiling == LANES_7:
+        elif tiling == LANES_7:
             _fwd_lanes_7(xf, off, wb, bp, out[n], T, Wp)
-            continue
-        acc = np.empty((Fp, Lr), out.dtype)
-        if narrow:
-            _fwd_sample_narrow(xf, off, wb, bp, acc, F, T, Lr)
         else:
-            _fwd_sample(xf, off, wb, bp, acc, T, Lr)
-        for f in range(F):
-            for oh in range(OH):
-                src = acc[f, oh * Wp:oh * Wp + OW]
-                dst = out[n, f, oh]
-                for ow in range(OW):
-                    dst[ow] = src[ow]
+            acc = np.empty((Fp, Lr), out.dtype)
+            if narrow:
+                _fwd_sample_narrow(xf, off, wb, bp, acc, F, T, Lr)
+            else:
+                _fwd_sample(xf, off, wb, bp, acc, T, Lr)
+            for f in range(F):
+                for oh in range(OH):
+                    src = acc[f, oh * Wp:oh * Wp + OW]
+                    dst = out[n, f, oh]
+                    for ow in range(OW):
+                        dst[ow] = src[ow]
+        if relu:    # while the sample's output is still in cache
+            on = out[n].reshape(F * OH * OW)
+            for i in range(F * OH * OW):
+                v = on[i]
+                on[i] = 0 if v < 0 else v
 
 
 @jit

@@ -111,8 +111,9 @@ def _fwd_pair(xa, xb, off, wt, bw, acca, accb, T, Lr):
 
 
 @pjit
-def local_forward(xp, w, b, out):
-    """xp (N, C, Hpa, Wp), w (F, OH, OW, C, KH, KW), b (F, OH, OW) -> out (N, F, OH, OW), stride 1.
+def local_forward(xp, w, b, out, relu):
+    """xp (N, C, Hpa, Wp), w (F, OH, OW, C, KH, KW), b (F, OH, OW) -> out (N, F, OH, OW), stride 1;
+    with `relu`, out = max(out, 0) (a fused ReLU, as in conv_forward).
 
     Overwrites `out`. OW = Wp - KW + 1; Hpa >= OH + KH - 1 (a few spare zero rows below let the
     wide range be rounded up). Parallel over pairs of samples.
@@ -141,9 +142,16 @@ def local_forward(xp, w, b, out):
                 sb = accb[f, oh * Wp:oh * Wp + OW]
                 da = out[na, f, oh]
                 db = out[nb, f, oh]
-                for ow in range(OW):
-                    da[ow] = sa[ow]
-                    db[ow] = sb[ow]
+                if relu:
+                    for ow in range(OW):
+                        va = sa[ow]
+                        vb = sb[ow]
+                        da[ow] = 0 if va < 0 else va
+                        db[ow] = 0 if vb < 0 else vb
+                else:
+                    for ow in range(OW):
+                        da[ow] = sa[ow]
+                        db[ow] = sb[ow]
 
 
 @jit

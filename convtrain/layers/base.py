@@ -20,6 +20,7 @@ class Layer:
     random: ClassVar[bool] = False         # owns a numpy Generator (dropout)
     gain_kind: ClassVar[str | None] = None  # for activations: "relu" / "tanh"... picks the init
     need_dx: bool = True   # False on the first layer in training: backward may skip dx (None)
+    fuses_relu: ClassVar[bool] = False     # forward(x, train=..., relu=True) applies a ReLU too
 
     def __init__(self, spec, in_shape: tuple[int, ...], *, dtype=np.float32, name: str = ""):
         self.spec = spec

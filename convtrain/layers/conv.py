@@ -189,7 +189,8 @@ class WindowLayer(Layer):
     output-size rule), the output shape, fans, flop count, description, shape checks and the
     forward pass (padding or stride-phase splitting around the subclass's `forward_kernel`)."""
     short = "filters"
-    forward_kernel: staticmethod   # (xp, weight, bias, out), stride 1
+    fuses_relu = True
+    forward_kernel: staticmethod   # (xp, weight, bias, out, relu), stride 1
 
     def __init__(self, spec, in_shape, *, dtype=np.float32, name: str = ""):
         super().__init__(spec, in_shape, dtype=dtype, name=name)
@@ -212,7 +213,9 @@ class WindowLayer(Layer):
     def describe(self):
         return describe_window(self.spec, self.geom)
 
-    def forward(self, x, *, train):
+    def forward(self, x, *, train, relu=False):
+        """`relu`: return max(out, 0) instead (the network fuses a following ReLU layer: one
+        pass less over the activations; this layer's backward is unchanged)."""
         x = np.ascontiguousarray(x, dtype=self.dtype)
         self._check_input(x)
         g = self.geom
@@ -223,7 +226,7 @@ class WindowLayer(Layer):
         else:   # as a stride-1 layer over the input's stride phases (see kernels/conv.py)
             xp = split_input(x, g)
             w = split_weight(w, g)
-        self.forward_kernel(xp, w, self._bias(), out)
+        self.forward_kernel(xp, w, self._bias(), out, relu)
         return out, WindowCache(xp)
 
     def _check_input(self, x):
@@ -315,5 +318,5 @@ def data_gradient(dout, w, H, W, pad):
     K.pad_into(dout, dp, q[0], q[2])
     wflip = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
     dx = np.empty((N, C, H, W), dtype=dout.dtype)
-    K.conv_forward(dp, wflip, np.zeros(C, dtype=dout.dtype), dx)
+    K.conv_forward(dp, wflip, np.zeros(C, dtype=dout.dtype), dx, False)
     return dx
