@@ -547,8 +547,8 @@ def conv_backward_weight_channels_last(xp, dout, dw, db, nchunks):
     Cp = (C + PB - 1) // PB * PB
     Fp = (F + FB - 1) // FB * FB
     nchunks = max(1, min(N, nchunks))
-    xh = np.zeros((N, Hpa * Wp * Cp), xp.dtype)
-    dT = np.zeros((N, Q, Fp), dout.dtype)
+    xh = np.empty((N, Hpa * Wp * Cp), xp.dtype)    # every cell is written below, in parallel
+    dT = np.empty((N, Q, Fp), dout.dtype)
     pdb = np.zeros((N, F), dw.dtype)
     for n in prange(N):
         xn = xh[n]
@@ -556,6 +556,9 @@ def conv_backward_weight_channels_last(xp, dout, dw, db, nchunks):
             src = xp[n, c].reshape(Hpa * Wp)
             for i in range(Hpa * Wp):
                 xn[i * Cp + c] = src[i]
+        for c in range(C, Cp):
+            for i in range(Hpa * Wp):
+                xn[i * Cp + c] = 0
         dn = dT[n]
         for f in range(F):
             src = dout[n, f].reshape(Q)
@@ -565,6 +568,9 @@ def conv_backward_weight_channels_last(xp, dout, dw, db, nchunks):
                 dn[q, f] = v
                 tot += v
             pdb[n, f] = tot
+        for f in range(F, Fp):
+            for q in range(Q):
+                dn[q, f] = 0
     parts = np.zeros((nchunks, KH * KW, Fp, Cp), dw.dtype)
     for k in prange(nchunks):
         _dw_chunk_channels_last(xh, dT, parts[k], k * N // nchunks, (k + 1) * N // nchunks,
