@@ -163,10 +163,11 @@ LANES_8, LANES_7 = KC.LANES_8, KC.LANES_7
     (12, 3, 16, 16, 5, ROWS),    # exact fit
     (8, 2, 9, 9, 3, WIDE),       # 8 filters, short rows: the wide runs waste least
     (64, 5, 8, 8, 5, LANES_8),   # short rows, many filters: filters along the lanes
-    (64, 3, 14, 14, 5, LANES_7),  # two tiles of 7 columns per row
-    (56, 2, 3, 12, 3, LANES_7),  # F % 32 == 24, the last column tile overlapping
-    (60, 2, 8, 8, 3, LANES_8),   # F % 32 == 28
-    (33, 2, 5, 5, 3, LANES_7),   # rows shorter than the tile (computed columns not stored)
+    (64, 16, 14, 14, 5, LANES_7),  # two tiles of 7 columns per row
+    (64, 3, 14, 14, 5, ROWS),    # the same with few taps: the lanes' scalar stores would dominate
+    (56, 16, 3, 12, 3, LANES_7),  # F % 32 == 24, the last column tile overlapping
+    (60, 16, 8, 8, 3, LANES_8),  # F % 32 == 28
+    (64, 8, 5, 5, 5, LANES_7),   # rows shorter than the tile (computed columns not stored)
     (3, 2, 9, 9, 3, NARROW),     # few filters: the narrow tile
 ])
 def test_forward_tilings(F, C, H, W, K, tiling):
@@ -174,7 +175,7 @@ def test_forward_tilings(F, C, H, W, K, tiling):
     last sample read from the very end of the buffer (no slack rows)."""
     rng = np.random.default_rng(6)
     Hp, Wp = H + K - 1, W + K - 1
-    assert KC.forward_tiling(F, H, W, Wp) == tiling
+    assert KC.forward_tiling(F, H, W, Wp, C * K * K) == tiling
     for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-5)):
         xp = rng.standard_normal((3, C, Hp, Wp)).astype(dtype)
         w = rng.standard_normal((F, C, K, K)).astype(dtype)

@@ -124,9 +124,12 @@ def _blocked_weights(w2, Fp, block):
 
 
 @jit
-def forward_tiling(F, OH, OW, Wp):
-    """Which tile conv_forward uses: the one that computes the fewest outputs (padded filters x
-    positions, junk included); ties go to the later one (no copy out).
+def forward_tiling(F, OH, OW, Wp, T):
+    """Which tile conv_forward uses for F filters, T taps and an OH x OW output of a Wp-wide
+    padded input: the cheapest by a rough cycle count per computed output (padded filters x
+    positions, junk included): T/32 for the FMAs plus the cost of storing it, about 1/8 for
+    the wide runs (copied out), 1/16 for row tiles and 3/2 for filter lanes (transposed scalar
+    stores: with few taps, as in a first layer, those dominate).
 
     WIDE: FB filters x PB positions of the wide layout (_fwd_sample);
     ROWS: FB filters x RB rows x VB columns (_fwd_sample_rows): OW near a multiple of VB;
@@ -138,18 +141,18 @@ def forward_tiling(F, OH, OW, Wp):
     L = (OH - 1) * Wp + OW
     Fp = (F + FB - 1) // FB * FB
     best = WIDE
-    cells = (L + PB - 1) // PB * PB * Fp
+    cost = (L + PB - 1) // PB * PB * Fp * (T + 4)
     if OH >= RB:
-        rows = (OH + RB - 1) // RB * RB * ((OW + VB - 1) // VB * VB) * Fp
-        if rows <= cells:
+        rows = (OH + RB - 1) // RB * RB * ((OW + VB - 1) // VB * VB) * Fp * (T + 2)
+        if rows <= cost:
             best = ROWS
-            cells = rows
+            cost = rows
     Fq = (F + FV - 1) // FV * FV
     for qb, choice in ((7, LANES_7), (8, LANES_8)):
-        lanes = OH * ((OW + qb - 1) // qb * qb) * Fq
-        if lanes <= cells:
+        lanes = OH * ((OW + qb - 1) // qb * qb) * Fq * (T + 48)
+        if lanes <= cost:
             best = choice
-            cells = lanes
+            cost = lanes
     return best
 
 
@@ -447,7 +450,7 @@ def conv_forward(xp, w, b, out, relu):
     T = C * KH * KW
     S = C * Hpa * Wp
     L = (OH - 1) * Wp + OW
-    tiling = forward_tiling(F, OH, OW, Wp)
+    tiling = forward_tiling(F, OH, OW, Wp, T)
     narrow = tiling == NARROW_TILES
     step = PN if narrow else PB
     Lr = (L + step - 1) // step * step
