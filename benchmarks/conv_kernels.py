@@ -76,12 +76,12 @@ def main():
         dw = np.zeros_like(w)
         db = np.zeros_like(b)
         nt = numba.get_num_threads()
-        bww = best_time(partial(KC.conv_backward_weight, cache.xp, dout, dw, db, nt), args.reps)
+        bww = best_time(partial(KC.conv_backward_weight, cache.xp, dout, dout, False, dw, db, nt), args.reps)
         # the data gradient as the layer runs it: forward of the padded dout with flipped filters
         q = [g.KH - 1 - g.pt, g.KH - 1 - g.pb, g.KW - 1 - g.pl, g.KW - 1 - g.pr]
         Hd, Wd = g.H + g.KH - 1, g.W + g.KW - 1
         dp = np.zeros((N, F, Hd + 2, Wd), np.float32)
-        KC.pad_into(dout, dp, q[0], q[2])
+        KC.pad_into(dout, dout, False, dp, q[0], q[2])
         wf = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         dx = np.empty_like(x)
         zc = np.zeros(C, np.float32)

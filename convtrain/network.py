@@ -183,6 +183,8 @@ class Network:
                 if i in sparse:
                     a = sparse[i]
                     dout = dout + (self.commons[i].sparsity / a.size) * np.sign(a)
+                if i - 1 in self.relu_fused:   # the conv/local layer before applies the mask
+                    continue
                 dout = self.layers[i].backward(np.ascontiguousarray(dout), caches[i])
         finally:
             first.need_dx = True

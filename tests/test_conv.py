@@ -132,7 +132,7 @@ def test_stride1_kernels_without_slack_rows():
         dw = np.zeros_like(w)
         db = np.zeros_like(b)
         dout = rng.standard_normal(out.shape)
-        KC.conv_backward_weight(xp, dout, dw, db, 2)
+        KC.conv_backward_weight(xp, dout, dout, False, dw, db, 2)
         _, rdw, rdb = R.conv2d_backward(xp, w, dout, (1, 1), (0, 0, 0, 0))
         np.testing.assert_allclose(dw, rdw, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(db, rdb, rtol=1e-12, atol=1e-12)
@@ -253,6 +253,30 @@ def test_backward_adds_into_grads(kind, stride):
         np.testing.assert_allclose(g, 2 * once[k], rtol=1e-12, atol=1e-12)
     layer.zero_grads()
     assert all(not g.any() for g in layer.grads.values())
+
+
+@pytest.mark.parametrize("kind,raw,in_shape", [
+    ("conv", {"filters": 3, "size": 3, "pad": 1}, (2, 7, 6)),
+    ("conv", {"filters": 16, "size": 3, "pad": 1}, (24, 5, 7)),            # channels-last dw
+    ("conv", {"filters": 4, "size": 3, "stride": 2, "pad": 1}, (2, 9, 7)),
+    ("conv", {"filters": 3, "size": 2, "pad": [3, 1, 0, 2]}, (2, 5, 6)),   # pad > size - 1
+    ("local", {"filters": 3, "size": 3, "pad": 1}, (2, 6, 5)),
+])
+def test_fused_relu_matches_conv_then_relu(kind, raw, in_shape):
+    """forward(relu=True) and its backward (the network's fused ReLU) against the layer followed
+    by a separate ReLU: same output, input gradient and parameter gradients."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3,) + in_shape)
+    fused, plain = make(kind, raw, in_shape), make(kind, raw, in_shape)
+    y, cache = fused.forward(x, train=True, relu=True)
+    z, pcache = plain.forward(x, train=True)
+    dout = rng.standard_normal(y.shape)
+    np.testing.assert_array_equal(y, np.maximum(z, 0))
+    dx = fused.backward(dout, cache)
+    want_dx = plain.backward(np.where(z > 0, dout, 0), pcache)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-12, atol=1e-12)
+    for k in plain.grads:
+        np.testing.assert_allclose(fused.grads[k], plain.grads[k], rtol=1e-12, atol=1e-12)
 
 
 # --- finite differences ------------------------------------------------------------------------

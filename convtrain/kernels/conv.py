@@ -538,7 +538,7 @@ def _dw_chunk_channels_last(xh, dT, part, n0, n1, Wp, OH, OW, KH, KW):
 
 
 @pjit
-def conv_backward_weight_channels_last(xp, dout, dw, db, nchunks):
+def conv_backward_weight_channels_last(xp, dout, relu_out, relu, dw, db, nchunks):
     """conv_backward_weight for layers with many input channels (C >= CHANNELS_LAST_MIN): the
     input is copied channels-last once (zero channels up to a multiple of PB) so that the weight
     gradient runs as a register micro-kernel over valid positions only (no junk columns)."""
@@ -565,9 +565,12 @@ def conv_backward_weight_channels_last(xp, dout, dw, db, nchunks):
         dn = dT[n]
         for f in range(F):
             src = dout[n, f].reshape(Q)
+            msk = relu_out[n, f].reshape(Q)
             tot = 0.0
             for q in range(Q):
                 v = src[q]
+                if relu and not msk[q] > 0:
+                    v = 0
                 dn[q, f] = v
                 tot += v
             pdb[n, f] = tot
@@ -592,8 +595,10 @@ def conv_backward_weight_channels_last(xp, dout, dw, db, nchunks):
 
 
 @pjit
-def conv_backward_weight(xp, dout, dw, db, nchunks):
+def conv_backward_weight(xp, dout, relu_out, relu, dw, db, nchunks):
     """xp (N, C, Hpa, Wp) padded input, dout (N, F, OH, OW) -> dw (F, C, KH, KW) +=, db (F,) +=.
+    With `relu`, dout counts only where relu_out (N, F, OH, OW) > 0: the gradient through a
+    ReLU that the forward pass fused (pass dout and False otherwise).
 
     Stride 1. Parallel over `nchunks` chunks of the batch (pass numba.get_num_threads(); calling
     it in here would stop the kernel from being cached), each into its own partial buffer; the
@@ -619,9 +624,12 @@ def conv_backward_weight(xp, dout, dw, db, nchunks):
                 s = pdb[k, f]
                 for oh in range(OH):
                     src = dout[n, f, oh]
+                    msk = relu_out[n, f, oh]
                     dst = dwd[f, oh * Wp:oh * Wp + OW]
                     for ow in range(OW):
                         v = src[ow]
+                        if relu and not msk[ow] > 0:
+                            v = 0
                         dst[ow] = v
                         s += v
                 pdb[k, f] = s
@@ -638,10 +646,11 @@ def conv_backward_weight(xp, dout, dw, db, nchunks):
 # padding copies
 
 @pjit
-def pad_into(x, xp, top, left):
+def pad_into(x, relu_out, relu, xp, top, left):
     """x (N, C, H, W) -> xp (N, C, Hp, Wp)[:, :, top:top+H, left:left+W], and zeros in every
     other cell of xp: one parallel pass, so xp can come from np.empty (np.zeros first would be
-    a second, single-threaded pass over the whole buffer)."""
+    a second, single-threaded pass over the whole buffer). With `relu`, x counts only where
+    relu_out (shaped like x) > 0 (the data gradient through a fused ReLU)."""
     N, C, H, W = x.shape
     Hp = xp.shape[2]
     Wp = xp.shape[3]
@@ -657,8 +666,13 @@ def pad_into(x, xp, top, left):
                     row[i] = 0
                 src = x[n, c, h - top]
                 dst = row[left:left + W]
-                for i in range(W):
-                    dst[i] = src[i]
+                if relu:
+                    msk = relu_out[n, c, h - top]
+                    for i in range(W):
+                        dst[i] = src[i] if msk[i] > 0 else 0
+                else:
+                    for i in range(W):
+                        dst[i] = src[i]
                 for i in range(left + W, Wp):
                     row[i] = 0
 

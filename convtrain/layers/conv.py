@@ -116,7 +116,7 @@ def pad_input(x: np.ndarray, g: Geometry, extra_rows: int = 0) -> np.ndarray:
     """Zero-padded copy (N, C, Hp + extra_rows, Wp) of x (N, C, H, W)."""
     N = x.shape[0]
     xp = np.empty((N, g.C, g.Hp + extra_rows, g.Wp), dtype=x.dtype)
-    K.pad_into(x, xp, g.pt, g.pl)
+    K.pad_into(x, x, False, xp, g.pt, g.pl)
     return xp
 
 
@@ -182,6 +182,7 @@ def merge_input_grad(dxq: np.ndarray, g: Geometry) -> np.ndarray:
 class WindowCache(NamedTuple):
     xp: np.ndarray   # the zero-padded input (N, C, Hp + slack rows, Wp); for stride > 1 split
                      # into its stride phases (N, C*pa*pb, Hq + slack rows, Wq), see forward
+    relu_out: np.ndarray | None = None   # the output, when forward applied a fused ReLU
 
 
 class WindowLayer(Layer):
@@ -215,7 +216,9 @@ class WindowLayer(Layer):
 
     def forward(self, x, *, train, relu=False):
         """`relu`: return max(out, 0) instead (the network fuses a following ReLU layer: one
-        pass less over the activations; this layer's backward is unchanged)."""
+        pass less over the activations each way). backward() then takes the gradient with
+        respect to that rectified output and applies the ReLU's mask itself, in its own passes
+        over dout (the network skips the ReLU layer's backward)."""
         x = np.ascontiguousarray(x, dtype=self.dtype)
         self._check_input(x)
         g = self.geom
@@ -227,7 +230,7 @@ class WindowLayer(Layer):
             xp = split_input(x, g)
             w = split_weight(w, g)
         self.forward_kernel(xp, w, self._bias(), out, relu)
-        return out, WindowCache(xp)
+        return out, WindowCache(xp, out if relu else None)
 
     def _check_input(self, x):
         if x.ndim != 4 or tuple(x.shape[1:]) != self.in_shape:
@@ -270,38 +273,43 @@ class Conv2D(WindowLayer):
         w = self.params["weight"]
         dw = self.grads["weight"]
         db = self.grads["bias"] if self.spec.bias else np.zeros(F, dtype=self.dtype)
+        mask = cache.relu_out
         if g.SH == 1 and g.SW == 1:
-            weight_gradient(cache.xp, dout, dw, db)
+            weight_gradient(cache.xp, dout, mask, dw, db)
             if not self.need_dx:
                 return None
-            return data_gradient(dout, w, g.H, g.W, (g.pt, g.pb, g.pl, g.pr))
+            return data_gradient(dout, mask, w, g.H, g.W, (g.pt, g.pb, g.pl, g.pr))
         _, _, khq, kwq = phases(g)
         wq = split_weight(w, g)
         dwq = np.zeros_like(wq)
-        weight_gradient(cache.xp, dout, dwq, db)
+        weight_gradient(cache.xp, dout, mask, dwq, db)
         dw += merge_weight(dwq, g)
         if not self.need_dx:
             return None
-        dxq = data_gradient(dout, wq, g.OH + khq - 1, g.OW + kwq - 1, (0, 0, 0, 0))
+        dxq = data_gradient(dout, mask, wq, g.OH + khq - 1, g.OW + kwq - 1, (0, 0, 0, 0))
         return merge_input_grad(dxq, g)
 
 
-def weight_gradient(xp, dout, dw, db) -> None:
-    """dw += and db += of a stride-1 convolution, by the kernel that is faster for the shape
+def weight_gradient(xp, dout, relu_out, dw, db) -> None:
+    """dw += and db += of a stride-1 convolution (through a fused ReLU with output `relu_out`
+    unless that is None), by the kernel that is faster for the shape
     (measured with benchmarks/conv_kernels.py): the channels-last micro-kernel wins wherever it
     has enough channels and filters to fill its register tile (batch 128, 5x5, 32 channels:
     8x8 maps 2.1x, 14x14 1.3x, 16x16 1.3x); with few channels its tile is mostly zero lanes."""
     threads = numba.get_num_threads()
     C, F = xp.shape[1], dout.shape[1]
+    relu = relu_out is not None
+    mask = relu_out if relu else dout
     if C >= K.CHANNELS_LAST_MIN and F >= 2 * K.FB:
-        K.conv_backward_weight_channels_last(xp, dout, dw, db, threads)
+        K.conv_backward_weight_channels_last(xp, dout, mask, relu, dw, db, threads)
     else:
-        K.conv_backward_weight(xp, dout, dw, db, threads)
+        K.conv_backward_weight(xp, dout, mask, relu, dw, db, threads)
 
 
-def data_gradient(dout, w, H, W, pad):
+def data_gradient(dout, relu_out, w, H, W, pad):
     """dx (N, C, H, W) of a stride-1 convolution of an (H, W) input padded by `pad`
-    (top, bottom, left, right) with filters w (F, C, KH, KW), given dout (N, F, OH, OW).
+    (top, bottom, left, right) with filters w (F, C, KH, KW), given dout (N, F, OH, OW)
+    (through a fused ReLU with output `relu_out` unless that is None).
 
     It is the 'full' correlation of dout with the flipped, transposed filters: dout padded by
     K-1-pad on each side (cropped where the padding exceeded K-1) through the forward kernel.
@@ -309,13 +317,17 @@ def data_gradient(dout, w, H, W, pad):
     N, F, OH, OW = dout.shape
     _, C, KH, KW = w.shape
     q = [KH - 1 - pad[0], KH - 1 - pad[1], KW - 1 - pad[2], KW - 1 - pad[3]]
+    relu = relu_out is not None
+    mask = relu_out if relu else dout
     if min(q) < 0:
-        dout = np.ascontiguousarray(dout[:, :, max(0, -q[0]):OH - max(0, -q[1]),
-                                         max(0, -q[2]):OW - max(0, -q[3])])
+        rows = slice(max(0, -q[0]), OH - max(0, -q[1]))
+        cols = slice(max(0, -q[2]), OW - max(0, -q[3]))
+        dout = np.ascontiguousarray(dout[:, :, rows, cols])
+        mask = np.ascontiguousarray(mask[:, :, rows, cols]) if relu else dout
         q = [max(0, v) for v in q]
     Hd, Wd = H + KH - 1, W + KW - 1
     dp = np.empty((N, F, Hd + slack_rows(Wd), Wd), dtype=dout.dtype)
-    K.pad_into(dout, dp, q[0], q[2])
+    K.pad_into(dout, mask, relu, dp, q[0], q[2])
     wflip = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
     dx = np.empty((N, C, H, W), dtype=dout.dtype)
     K.conv_forward(dp, wflip, np.zeros(C, dtype=dout.dtype), dx, False)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..kernels import elementwise as ew
 from ..kernels import local as K
 from .conv import (
     ConvSpec,
@@ -56,6 +57,10 @@ class LocallyConnected(WindowLayer):
         N = cache.xp.shape[0]
         dout = np.ascontiguousarray(dout, dtype=self.dtype)
         self._check_dout(dout, N)
+        if cache.relu_out is not None:    # the ReLU fused into forward: its gradient first
+            masked = np.empty_like(dout)
+            ew.relu_backward(cache.relu_out.reshape(-1), dout.reshape(-1), masked.reshape(-1))
+            dout = masked
         db = self.grads["bias"] if self.spec.bias else np.zeros((F, g.OH, g.OW), dtype=self.dtype)
         w = self.params["weight"]
         if g.SH == 1 and g.SW == 1:
