@@ -401,3 +401,74 @@ def test_no_new_compilations_after_warm_up():
               make(ChannelPool, {"size": 2, "op": op}, (2, 4, 4), np.float32)
               for op in ("max", "avg", "l2")]
     assert_layers_compile_once(layers, (2, 4, 4), kernels)
+
+
+# --- separable 3-wide kernels (kw 3, stride 1 or 2) ---------------------------------------------
+
+SEPARABLE = [  # (size, stride, pad, ceil, H, W): ceil edges, odd sizes, padding, 1-3 row windows
+    (3, 2, 0, True, 32, 32), (3, 2, 0, True, 9, 7), (3, 2, 0, False, 9, 7), (3, 2, 1, True, 8, 8),
+    (3, 2, 1, False, 7, 10), (3, 1, 1, False, 6, 5), (3, 1, 0, True, 5, 9),
+    ([2, 3], [1, 2], [1, 1, 0, 1], True, 6, 7), ([4, 3], [3, 2], [2, 2, 2, 2], True, 9, 8),
+    ([1, 3], [1, 1], 0, False, 3, 3),
+    (3, 2, 0, True, 9, 700),         # 700 wide: chunks of 2 output rows
+    (3, 2, 0, False, 4, 3000),       # wider than the scratch: the general loops
+]
+
+
+def _separable_layer(cls, case, dtype):
+    size, stride, pad, ceil, H, W = case
+    raw = {"size": size, "stride": stride, "pad": pad, ("ceil" if ceil else "floor"): True}
+    return make(cls, raw, (2, H, W), dtype), (2, H, W)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("values", ["normal", "ties", "special"])
+@pytest.mark.parametrize("case", SEPARABLE)
+def test_separable_max_pool_matches_reference(case, values, dtype):
+    layer, in_shape = _separable_layer(MaxPool, case, dtype)
+    rng = np.random.default_rng(7)
+    shape = (2,) + in_shape
+    if values == "normal":
+        x = rng.standard_normal(shape)
+    elif values == "ties":
+        x = rng.integers(0, 3, size=shape).astype(np.float64)
+    else:              # -inf in whole windows (argmax on -inf ties), +inf, signed zeros
+        x = rng.choice(np.array([-np.inf, np.inf, 0.0, -0.0, 1.0]), size=shape)
+    x = x.astype(dtype)
+    y, cache = layer.forward(x, train=True)
+    g = layer.geom
+    ey, earg = ref.pool2d(x.astype(np.float64), "max", g.kh, g.kw, g.sh, g.sw, g.pt, g.pl,
+                          g.oh, g.ow)
+    np.testing.assert_array_equal(y, ey)
+    np.testing.assert_array_equal(cache.arg, earg)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_separable_max_pool_nan_as_the_general_loop(dtype):
+    """A NaN wins only as a window's first in-image cell (it fails every `>`), as in the general
+    loop; a NaN above a column's maximum must not hide it."""
+    x = np.array([[[0.0, np.nan, np.nan, 5.0, 1.0],
+                   [0.0, np.inf, -1.0, 2.0, np.nan],
+                   [3.0, 1.0, 4.0, np.nan, 2.0]]], dtype=dtype)
+    y = np.empty((1, 1, 2), dtype)
+    arg = np.empty((1, 1, 2), np.int32)
+    kernels.max_pool_fwd(x, y, arg, 3, 3, 2, 2, 0, 0)
+    np.testing.assert_array_equal(y.ravel(), [np.inf, np.nan])
+    np.testing.assert_array_equal(arg.ravel(), [6, 2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", SEPARABLE)
+def test_separable_avg_pool_matches_reference(case, dtype):
+    layer, in_shape = _separable_layer(AvgPool, case, dtype)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2,) + in_shape).astype(dtype)
+    y, cache = layer.forward(x, train=True)
+    g = layer.geom
+    x64 = x.astype(np.float64)
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, ref_forward(layer, x64, "avg"), rtol=tol, atol=tol)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    expected = ref.pool2d_backward(x64, dy.astype(np.float64), "avg", g.kh, g.kw, g.sh, g.sw,
+                                   g.pt, g.pl)
+    np.testing.assert_allclose(layer.backward(dy, cache), expected, rtol=tol, atol=tol)
