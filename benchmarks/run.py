@@ -630,7 +630,9 @@ def report(out, infos, args) -> str:
         L.append("")
         L.append("GFLOP/s: forward = layer flops x batch / forward time; backward = 2 x that / "
                  "backward time (1 x for the first layer: neither side computes its unused grad "
-                 "input). PyTorch layers run on detached inputs, ReLU not in place.")
+                 "input). PyTorch layers run on detached inputs, ReLU not in place. convtrain "
+                 "runs as in training: a ReLU after a conv is fused into it (the conv's times "
+                 "include the ReLU, whose row is ~0).")
         for name, info in infos.items():
             c, t = prof.get((name, "convtrain")), prof.get((name, "torch"))
             if not c:

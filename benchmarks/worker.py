@@ -144,9 +144,14 @@ class ConvtrainSide:
             if rec:
                 other["zero_grads"].append(t1 - t0)
             caches = []
-            for i, layer in enumerate(net.layers):
+            for i, layer in enumerate(net.layers):     # as Network.forward, ReLUs fused
                 t0 = pc()
-                x, c = layer.forward(x, train=True)
+                if i in net.relu_fused:
+                    x, c = layer.forward(x, train=True, relu=True)
+                elif i - 1 in net.relu_fused:
+                    x, c = layer.forward_rectified(x)
+                else:
+                    x, c = layer.forward(x, train=True)
                 t1 = pc()
                 caches.append(c)
                 if rec:
@@ -160,7 +165,8 @@ class ConvtrainSide:
             net.layers[0].need_dx = False         # as in the trainer (and PyTorch's autograd)
             for i in range(L - 1, -1, -1):
                 t0 = pc()
-                dout = net.layers[i].backward(np.ascontiguousarray(dout), caches[i])
+                if i - 1 not in net.relu_fused:    # a fused ReLU's mask is in the conv's backward
+                    dout = net.layers[i].backward(np.ascontiguousarray(dout), caches[i])
                 t1 = pc()
                 if rec:
                     bwd[i].append(t1 - t0)
@@ -175,7 +181,9 @@ class ConvtrainSide:
                 other["grads_finite"].append(t1 - t0)
                 other["sgd_step"].append(t2 - t1)
                 other["total"].append(t2 - t_start)
-        layers = [{"name": l.name, "type": l.type, "describe": l.describe(), **_stats(fwd[i], bwd[i])}
+        layers = [{"name": l.name, "type": l.type, **_stats(fwd[i], bwd[i]),
+                   "describe": (f"fused into {net.layers[i - 1].name}" if i - 1 in net.relu_fused
+                                else l.describe())}
                   for i, l in enumerate(net.layers)]
         return {"layers": layers, "other_ms": {k: 1e3 * min(v) for k, v in other.items()},
                 "other_med_ms": {k: 1e3 * _median(v) for k, v in other.items()}}

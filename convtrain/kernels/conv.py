@@ -656,25 +656,21 @@ def pad_into(x, relu_out, relu, xp, top, left):
     Wp = xp.shape[3]
     for n in prange(N):
         for c in range(C):
-            for h in range(Hp):
-                row = xp[n, c, h]
-                if h < top or h >= top + H:
-                    for i in range(Wp):
-                        row[i] = 0
-                    continue
-                for i in range(left):
-                    row[i] = 0
-                src = x[n, c, h - top]
-                dst = row[left:left + W]
+            # the whole plane zeroed in one vector loop, then the rows copied in: per-row loops
+            # of a few columns of border each cost more than writing the (cached) plane twice
+            plane = carray(element_pointer(xp, (n * C + c) * Hp * Wp), (Hp * Wp,))
+            for i in range(Hp * Wp):
+                plane[i] = 0
+            for h in range(H):
+                src = carray(element_pointer(x, ((n * C + c) * H + h) * W), (W,))
+                dst = carray(element_pointer(plane, (top + h) * Wp + left), (W,))
                 if relu:
-                    msk = relu_out[n, c, h - top]
+                    msk = carray(element_pointer(relu_out, ((n * C + c) * H + h) * W), (W,))
                     for i in range(W):
                         dst[i] = src[i] if msk[i] > 0 else 0
                 else:
                     for i in range(W):
                         dst[i] = src[i]
-                for i in range(left + W, Wp):
-                    row[i] = 0
 
 
 @pjit
