@@ -550,33 +550,43 @@ def conv_backward_weight_channels_last(xp, dout, relu_out, relu, dw, db, nchunks
     Cp = (C + PB - 1) // PB * PB
     Fp = (F + FB - 1) // FB * FB
     nchunks = max(1, min(N, nchunks))
-    xh = np.empty((N, Hpa * Wp * Cp), xp.dtype)    # every cell is written below, in parallel
+    HW = Hpa * Wp
+    xh = np.empty((N, HW * Cp), xp.dtype)    # every cell is written below, in parallel
     dT = np.empty((N, Q, Fp), dout.dtype)
     pdb = np.zeros((N, F), dw.dtype)
     for n in prange(N):
-        xn = xh[n]
-        for c in range(C):
-            src = xp[n, c].reshape(Hpa * Wp)
-            for i in range(Hpa * Wp):
-                xn[i * Cp + c] = src[i]
-        for c in range(C, Cp):
-            for i in range(Hpa * Wp):
-                xn[i * Cp + c] = 0
-        dn = dT[n]
-        for f in range(F):
-            src = dout[n, f].reshape(Q)
-            msk = relu_out[n, f].reshape(Q)
-            tot = 0.0
-            for q in range(Q):
-                v = src[q]
-                if relu and not msk[q] > 0:
-                    v = 0
-                dn[q, f] = v
-                tot += v
-            pdb[n, f] = tot
-        for f in range(F, Fp):
-            for q in range(Q):
-                dn[q, f] = 0
+        # transposes in blocks of 16 positions: the block's rows stay in L1 while every channel
+        # writes its column (channel by channel over whole planes was 2x slower)
+        xs = carray(element_pointer(xp, n * C * HW), (C * HW,))
+        xn = carray(element_pointer(xh, n * HW * Cp), (HW * Cp,))
+        for i0 in range(0, HW, 16):
+            m = min(16, HW - i0)
+            for c in range(C):
+                src = carray(element_pointer(xs, c * HW + i0), (16,))
+                for i in range(m):
+                    xn[(i0 + i) * Cp + c] = src[i]
+            for c in range(C, Cp):
+                for i in range(m):
+                    xn[(i0 + i) * Cp + c] = 0
+        ds = carray(element_pointer(dout, n * F * Q), (F * Q,))
+        ms = carray(element_pointer(relu_out, n * F * Q), (F * Q,))
+        dn = carray(element_pointer(dT, n * Q * Fp), (Q * Fp,))
+        for q0 in range(0, Q, 16):
+            m = min(16, Q - q0)
+            for f in range(F):
+                src = carray(element_pointer(ds, f * Q + q0), (16,))
+                msk = carray(element_pointer(ms, f * Q + q0), (16,))
+                tot = 0.0
+                for q in range(m):
+                    v = src[q]
+                    if relu and not msk[q] > 0:
+                        v = 0
+                    dn[(q0 + q) * Fp + f] = v
+                    tot += v
+                pdb[n, f] += tot
+            for f in range(F, Fp):
+                for q in range(m):
+                    dn[(q0 + q) * Fp + f] = 0
     parts = np.zeros((nchunks, KH * KW, Fp, Cp), dw.dtype)
     for k in prange(nchunks):
         _dw_chunk_channels_last(xh, dT, parts[k], k * N // nchunks, (k + 1) * N // nchunks,
