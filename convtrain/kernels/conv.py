@@ -486,8 +486,8 @@ def conv_forward(xp, w, b, out, relu):
                 _fwd_sample(xf, off, wb, bp, acc, T, Lr)
             for f in range(F):
                 for oh in range(OH):
-                    src = acc[f, oh * Wp:oh * Wp + OW]
-                    dst = out[n, f, oh]
+                    src = carray(element_pointer(acc, f * Lr + oh * Wp), (OW,))
+                    dst = carray(element_pointer(out, ((n * F + f) * OH + oh) * OW), (OW,))
                     for ow in range(OW):
                         dst[ow] = src[ow]
         if relu:    # while the sample's output is still in cache
@@ -632,10 +632,10 @@ def conv_backward_weight(xp, dout, relu_out, relu, dw, db, nchunks):
         for n in range(k * N // nchunks, (k + 1) * N // nchunks):
             for f in range(F):
                 s = pdb[k, f]
-                for oh in range(OH):
-                    src = dout[n, f, oh]
-                    msk = relu_out[n, f, oh]
-                    dst = dwd[f, oh * Wp:oh * Wp + OW]
+                for oh in range(OH):     # raw-pointer rows: views per row cost more than the copy
+                    src = carray(element_pointer(dout, ((n * F + f) * OH + oh) * OW), (OW,))
+                    msk = carray(element_pointer(relu_out, ((n * F + f) * OH + oh) * OW), (OW,))
+                    dst = carray(element_pointer(dwd, f * Lr + oh * Wp), (OW,))
                     for ow in range(OW):
                         v = src[ow]
                         if relu and not msk[ow] > 0:
