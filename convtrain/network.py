@@ -8,6 +8,7 @@ import numpy as np
 
 from .errors import ConfigError, DataError, ShapeError
 from .kernels.elementwise import sum_abs
+from .layers.activation import ReLU
 from .layers.common import LayerCommon
 from .loss import softmax_cross_entropy
 
@@ -29,9 +30,10 @@ class Network:
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(dtype)
         # conv/local layers that apply the ReLU right after them in their own pass (not when
-        # an activation-sparsity penalty needs the pre-ReLU output)
+        # an activation-sparsity penalty needs the pre-ReLU output, nor for a subclass of ReLU,
+        # which may compute something else)
         self.relu_fused = {i for i, (layer, nxt) in enumerate(zip(self.layers, self.layers[1:]))
-                           if layer.fuses_relu and nxt.type == "relu"
+                           if layer.fuses_relu and type(nxt) is ReLU
                            and not self.commons[i].sparsity}
 
     # --- construction -------------------------------------------------------------------------

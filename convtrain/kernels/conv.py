@@ -12,9 +12,12 @@ a tile of FB filters x PB positions lives in vector registers (a stack array, se
 while the loop runs over all taps, so the only memory traffic per tap is one input vector load
 per PB/16 registers and FB weight broadcasts (~180-200 GFLOP/s with AVX-512 on 2 cores, against
 ~110 for the earlier accumulate-in-L1 passes). Where whole output rows fill the vectors better
-than the wide runs (OW = 14 or 16), the tile covers RB output rows x VB columns instead and
-skips the junk columns. The hot loops view the input through raw pointers (_stack.py): a
-clamped slice per tap cost more scalar instructions than the 16 FMAs leave issue slots for.
+than the wide runs (OW = 16, 28, 32), the tile covers RB output rows x VB columns instead and
+skips the junk columns; short rows with many filters (8x8 and 14x14 maps) turn the tile around:
+7 or 8 output columns x 32 filters, filters along the lanes and the input broadcast, no junk at
+all. `forward_tiling` picks one per layer shape. The hot loops view the input through raw
+pointers (_stack.py): a clamped slice per tap cost more scalar instructions than the 16 FMAs
+leave issue slots for. A ReLU after the convolution can be applied in the same pass.
 Grad-weight runs over p with 4 filters x 3 taps = 12 running sums (7 streams) that LLVM keeps in
 registers; with many channels a channels-last copy of the input lets it run as the same kind of
 micro-kernel over valid positions only (no junk columns, no per-sample horizontal reductions).
