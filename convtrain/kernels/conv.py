@@ -505,12 +505,14 @@ def conv_forward(xp, w, b, out, relu):
 def _dw_chunk_channels_last(xh, dT, part, n0, n1, Wp, OH, OW, KH, KW):
     """part (KH*KW, Fp, Cp) += grad-weight of samples n0..n1-1, as a register micro-kernel.
 
-    xh (N, Hpa*Wp*Cp): the padded input channels-last; dT (N, OH*OW, Fp): dout with filters last.
+    xh (N, Hpa*Wp*Cp): the padded input channels-last; dT (N, Fp*OH*OW): dout in blocks of FB
+    filters, each (OH*OW, FB), so a tile reads FB contiguous values per position and uses
+    every cache line it touches whole.
     For one tap (kh, kw), a tile of FB filters x PB channels sums dT[n, q, f] * xh[n, q + tap, c]
     over the valid output positions q of SB samples in registers (the same shape of loop as
     _fwd_sample: two channel vectors loaded, FB broadcasts), then is added to `part`.
     """
-    Fp = dT.shape[2]
+    Fp = part.shape[1]
     Cp = part.shape[2]
     tile = carray(stack_pointer(TILE_SIZE, xh.dtype), (FB, PB))
     for nb in range(n0, n1, SB):
@@ -527,10 +529,10 @@ def _dw_chunk_channels_last(xh, dT, part, n0, n1, Wp, OH, OW, KH, KW):
                         for n in range(nb, ne):
                             for oh in range(OH):
                                 row = ((oh + kh) * Wp + kw) * Cp + c0
+                                drow = f0 * OH * OW + oh * OW * FB
                                 for ow in range(OW):
                                     xs = carray(element_pointer(xh[n], row + ow * Cp), (PB,))
-                                    ws = carray(element_pointer(dT[n], (oh * OW + ow) * Fp + f0),
-                                                (FB,))
+                                    ws = carray(element_pointer(dT[n], drow + ow * FB), (FB,))
                                     for j in range(PB):
                                         y = xs[j]
                                         for i in range(FB):
@@ -556,7 +558,7 @@ def conv_backward_weight_channels_last(xp, dout, relu_out, relu, dw, db, nchunks
     nchunks = max(1, min(N, nchunks))
     HW = Hpa * Wp
     xh = np.empty((N, HW * Cp), xp.dtype)    # every cell is written below, in parallel
-    dT = np.empty((N, Q, Fp), dout.dtype)
+    dT = np.empty((N, Fp * Q), dout.dtype)    # blocks of FB filters (see _dw_chunk_channels_last)
     pdb = np.zeros((N, F), dw.dtype)
     for n in prange(N):
         # transposes in blocks of 16 positions: the block's rows stay in L1 while every channel
@@ -581,16 +583,18 @@ def conv_backward_weight_channels_last(xp, dout, relu_out, relu, dw, db, nchunks
                 src = carray(element_pointer(ds, f * Q + q0), (16,))
                 msk = carray(element_pointer(ms, f * Q + q0), (16,))
                 tot = 0.0
+                blk = (f - f % FB) * Q + f % FB
                 for q in range(m):
                     v = src[q]
                     if relu and not msk[q] > 0:
                         v = 0
-                    dn[(q0 + q) * Fp + f] = v
+                    dn[blk + (q0 + q) * FB] = v
                     tot += v
                 pdb[n, f] += tot
             for f in range(F, Fp):
+                blk = (f - f % FB) * Q + f % FB
                 for q in range(m):
-                    dn[(q0 + q) * Fp + f] = 0
+                    dn[blk + (q0 + q) * FB] = 0
     parts = np.zeros((nchunks, KH * KW, Fp, Cp), dw.dtype)
     for k in prange(nchunks):
         _dw_chunk_channels_last(xh, dT, parts[k], k * N // nchunks, (k + 1) * N // nchunks,
