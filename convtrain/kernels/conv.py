@@ -192,7 +192,7 @@ def _filter_lanes_kernel(QB):
                             for j in range(QB):
                                 tile[j, i] += wi * xs[j]
                     for i in range(min(FV, F - f0)):
-                        dst = outn[f0 + i, oh, ow:]
+                        dst = carray(element_pointer(outn, ((f0 + i) * OH + oh) * OW + ow), (QB,))
                         for j in range(width):
                             dst[j] = tile[j, i]
 
@@ -238,11 +238,16 @@ def _fwd_sample_rows(xf, off, wb, bp, outn, T, Wp):
                             y = xs[j]
                             for i in range(FB):
                                 tile[i, r, j] += ws[i] * y
-                for i in range(min(FB, F - f0)):
-                    for r in range(RB):
-                        dst = outn[f0 + i, oh + r, ow:]
-                        for j in range(width):
-                            dst[j] = tile[i, r, j]
+                for i in range(min(FB, F - f0)):     # raw pointers: a view per row cost
+                    for r in range(RB):                 # as much as the FMAs of a first layer
+                        dst = carray(element_pointer(outn, ((f0 + i) * OH + oh + r) * OW + ow),
+                                     (VB,))
+                        if width == VB:
+                            for j in range(VB):
+                                dst[j] = tile[i, r, j]
+                        else:
+                            for j in range(width):
+                                dst[j] = tile[i, r, j]
 
 
 @jit
