@@ -95,10 +95,9 @@ def _fwd_sample(xf, off, wb, bp, acc, T, Lr):
     tile = carray(stack_pointer(TILE_SIZE, xf.dtype), (FB, PB))
     for p0 in range(0, Lr, PB):
         for f0 in range(0, Fp, FB):
-            for i in range(FB):
-                bi = bp[f0 + i]
-                for j in range(PB):
-                    tile[i, j] = bi
+            for i in range(FB):         # zeros (a vector memset); the bias is added at the store:
+                for j in range(PB):     # a tile of per-filter values was set by scalar stores
+                    tile[i, j] = 0
             for t in range(T):
                 xs = carray(element_pointer(xf, off[t] + p0), (PB,))
                 ws = carray(element_pointer(wb, f0 * T + t * FB), (FB,))
@@ -107,9 +106,10 @@ def _fwd_sample(xf, off, wb, bp, acc, T, Lr):
                     for i in range(FB):
                         tile[i, j] += ws[i] * y
             for i in range(FB):
+                bi = bp[f0 + i]
                 dst = acc[f0 + i, p0:]
                 for j in range(PB):
-                    dst[j] = tile[i, j]
+                    dst[j] = tile[i, j] + bi
 
 
 @jit
@@ -181,9 +181,9 @@ def _filter_lanes_kernel(QB):
                 width = min(QB, OW - ow)
                 base = oh * Wp + ow
                 for f0 in range(0, Fq, FV):
-                    for j in range(QB):
-                        for i in range(FV):
-                            tile[j, i] = bp[f0 + i]
+                    for j in range(QB):     # zeros (a vector memset); the bias is added at
+                        for i in range(FV):  # the store
+                            tile[j, i] = 0
                     for t in range(T):
                         xs = carray(element_pointer(xf, off[t] + base), (QB,))
                         ws = carray(element_pointer(wq, f0 * T + t * FV), (FV,))
@@ -192,9 +192,10 @@ def _filter_lanes_kernel(QB):
                             for j in range(QB):
                                 tile[j, i] += wi * xs[j]
                     for i in range(min(FV, F - f0)):
+                        bi = bp[f0 + i]
                         dst = carray(element_pointer(outn, ((f0 + i) * OH + oh) * OW + ow), (QB,))
                         for j in range(width):
-                            dst[j] = tile[j, i]
+                            dst[j] = tile[j, i] + bi
 
     return fwd_sample_filter_lanes
 
@@ -225,11 +226,10 @@ def _fwd_sample_rows(xf, off, wb, bp, outn, T, Wp):
             width = min(VB, OW - ow)
             base = oh * Wp + ow
             for f0 in range(0, Fp, FB):
-                for i in range(FB):
-                    bi = bp[f0 + i]
-                    for r in range(RB):
+                for i in range(FB):     # zeros (a vector memset); the bias is added at the store:
+                    for r in range(RB):  # a tile of per-filter values was set by scalar stores
                         for j in range(VB):
-                            tile[i, r, j] = bi
+                            tile[i, r, j] = 0
                 for t in range(T):
                     ws = carray(element_pointer(wb, f0 * T + t * FB), (FB,))
                     for r in range(RB):
@@ -238,16 +238,17 @@ def _fwd_sample_rows(xf, off, wb, bp, outn, T, Wp):
                             y = xs[j]
                             for i in range(FB):
                                 tile[i, r, j] += ws[i] * y
-                for i in range(min(FB, F - f0)):     # raw pointers: a view per row cost
-                    for r in range(RB):                 # as much as the FMAs of a first layer
+                for i in range(min(FB, F - f0)):
+                    bi = bp[f0 + i]
+                    for r in range(RB):
                         dst = carray(element_pointer(outn, ((f0 + i) * OH + oh + r) * OW + ow),
                                      (VB,))
                         if width == VB:
                             for j in range(VB):
-                                dst[j] = tile[i, r, j]
+                                dst[j] = tile[i, r, j] + bi
                         else:
                             for j in range(width):
-                                dst[j] = tile[i, r, j]
+                                dst[j] = tile[i, r, j] + bi
 
 
 @jit
