@@ -528,10 +528,9 @@ def _dw_chunk_channels_last(xh, dT, part, n0, n1, Wp, OH, OW, KH, KW):
                 pk = part[kh * KW + kw]
                 for f0 in range(0, Fp, FB):
                     for c0 in range(0, Cp, PB):
-                        for i in range(FB):
-                            src = pk[f0 + i, c0:]
-                            for j in range(PB):
-                                tile[i, j] = src[j]
+                        for i in range(FB):     # zeros (a vector memset), added to part at the
+                            for j in range(PB):  # end: copied-in values were scalar stores
+                                tile[i, j] = 0
                         for n in range(nb, ne):
                             for oh in range(OH):
                                 row = ((oh + kh) * Wp + kw) * Cp + c0
@@ -546,7 +545,7 @@ def _dw_chunk_channels_last(xh, dT, part, n0, n1, Wp, OH, OW, KH, KW):
                         for i in range(FB):
                             dst = pk[f0 + i, c0:]
                             for j in range(PB):
-                                dst[j] = tile[i, j]
+                                dst[j] += tile[i, j]
 
 
 @pjit
