@@ -33,8 +33,8 @@ def element_pointer(typingctx, arr, index):
     """A raw pointer to arr.flat[index] of a C-contiguous array, for `carray(ptr, (n,))` views
     inside hot loops: slicing (`arr[i:]`) clamps its start on every call, which costs more scalar
     instructions per tap than the micro-kernel's FMAs leave room for. No bounds are checked."""
-    if not isinstance(arr, types.Array) or not isinstance(index, types.Integer):
-        return None
+    if not isinstance(arr, types.Array) or arr.layout != "C" or not isinstance(index, types.Integer):
+        return None     # (flat indexing is only right for C-contiguous arrays)
 
     def codegen(context, builder, signature, args):
         ary = context.make_array(signature.args[0])(context, builder, args[0])
