@@ -125,7 +125,6 @@ class ConvtrainSide:
         """Per-layer forward and backward wall times of the training step."""
         from convtrain.loss import softmax_cross_entropy
         from convtrain.optim import sgd_step
-        np = self.np
         net = self.net
         data = self.batches(b)
         L = len(net.layers)
@@ -144,14 +143,9 @@ class ConvtrainSide:
             if rec:
                 other["zero_grads"].append(t1 - t0)
             caches = []
-            for i, layer in enumerate(net.layers):     # as Network.forward, ReLUs fused
+            for i in range(L):
                 t0 = pc()
-                if i in net.relu_fused:
-                    x, c = layer.forward(x, train=True, relu=True)
-                elif i - 1 in net.relu_fused:
-                    x, c = layer.forward_rectified(x)
-                else:
-                    x, c = layer.forward(x, train=True)
+                x, c = net.forward_layer(i, x, train=True)    # as in training: ReLUs fused
                 t1 = pc()
                 caches.append(c)
                 if rec:
@@ -165,8 +159,7 @@ class ConvtrainSide:
             net.layers[0].need_dx = False         # as in the trainer (and PyTorch's autograd)
             for i in range(L - 1, -1, -1):
                 t0 = pc()
-                if i - 1 not in net.relu_fused:    # a fused ReLU's mask is in the conv's backward
-                    dout = net.layers[i].backward(np.ascontiguousarray(dout), caches[i])
+                dout = net.backward_layer(i, dout, caches[i])
                 t1 = pc()
                 if rec:
                     bwd[i].append(t1 - t0)

@@ -158,16 +158,27 @@ class Network:
                 layer.rng = np.random.default_rng([seed, step, i])
 
     # --- computation --------------------------------------------------------------------------
+    def forward_layer(self, i: int, x: np.ndarray, *, train: bool):
+        """Layer i's forward as the network runs it: (output, cache), ReLUs fused."""
+        layer = self.layers[i]
+        if i in self.relu_fused:
+            return layer.forward(x, train=train, relu=True)
+        if i - 1 in self.relu_fused:
+            return layer.forward_rectified(x)
+        return layer.forward(x, train=train)
+
+    def backward_layer(self, i: int, dout: np.ndarray, cache):
+        """Layer i's backward as the network runs it: a fused ReLU passes dout on unchanged
+        (the conv/local layer before it applies the mask)."""
+        if i - 1 in self.relu_fused:
+            return dout
+        return self.layers[i].backward(np.ascontiguousarray(dout), cache)
+
     def forward(self, x: np.ndarray, *, train: bool):
         """-> (logits, caches, sparse_outputs, penalty). Sparsity adds lambda * mean |a|."""
         caches, sparse, penalty = [], {}, 0.0
-        for i, (layer, common) in enumerate(zip(self.layers, self.commons)):
-            if i in self.relu_fused:
-                x, cache = layer.forward(x, train=train, relu=True)
-            elif i - 1 in self.relu_fused:
-                x, cache = layer.forward_rectified(x)
-            else:
-                x, cache = layer.forward(x, train=train)
+        for i, common in enumerate(self.commons):
+            x, cache = self.forward_layer(i, x, train=train)
             caches.append(cache)
             if common.sparsity and train:
                 sparse[i] = x
@@ -185,9 +196,7 @@ class Network:
                 if i in sparse:
                     a = sparse[i]
                     dout = dout + (self.commons[i].sparsity / a.size) * np.sign(a)
-                if i - 1 in self.relu_fused:   # the conv/local layer before applies the mask
-                    continue
-                dout = self.layers[i].backward(np.ascontiguousarray(dout), caches[i])
+                dout = self.backward_layer(i, dout, caches[i])
         finally:
             first.need_dx = True
         return dout if need_input_grad else None
