@@ -40,6 +40,14 @@ def _cast_pointer(typingctx, ptr, dtype):
     return types.CPointer(to)(ptr, dtype), codegen
 
 
+@jit
+def _span(o, s, pad, k, n):
+    """(start, end) of the in-image cells of window o along an axis of n cells: stride s,
+    window k, `pad` cells of padding before the first."""
+    start = o * s - pad
+    return max(start, 0), min(start + k, n)
+
+
 # --- max pooling -------------------------------------------------------------------------------
 
 @jit
@@ -52,15 +60,11 @@ def _max_windows(x, y, arg, p, oh0, oh1, kh, kw, sh, sw, pt, pl):
     yp = y[p]
     ap = arg[p]
     for oh in range(oh0, oh1):
-        h0 = oh * sh - pt
-        hs = max(h0, 0)
-        he = min(h0 + kh, H)
+        hs, he = _span(oh, sh, pt, kh, H)
         yr = yp[oh]
         ar = ap[oh]
         for ow in range(OW):
-            w0 = ow * sw - pl
-            ws = max(w0, 0)
-            we = min(w0 + kw, W)
+            ws, we = _span(ow, sw, pl, kw, W)
             best = xp[hs, ws]
             bi = hs * W + ws
             if we - ws == 3:       # 3 columns (the common 3x3 window): unrolled, branch free
@@ -171,9 +175,8 @@ def max_pool_fwd(x, y, arg, kh, kw, sh, sw, pt, pl):
                 nr = min(R, OH - oh0)
                 check = 0.0
                 for t in range(nr):
-                    h0 = (oh0 + t) * sh - pt
-                    check += _max_down_columns(x, p, max(h0, 0), min(h0 + kh, H), vm, vi,
-                                               t * Wb, pl, Wb)
+                    hs, he = _span(oh0 + t, sh, pt, kh, H)
+                    check += _max_down_columns(x, p, hs, he, vm, vi, t * Wb, pl, Wb)
                 if check != check:
                     _max_windows(x, y, arg, p, oh0, oh0 + nr, kh, kw, sh, sw, pt, pl)
                     continue
@@ -315,11 +318,10 @@ def _avg_scale(H, W, OH, OW, kh, kw, sh, sw, pt, pl, Wb, dtype):
     separable average kernels' divisors in their scratch layout (room for whole vectors)."""
     scale = np.zeros(OH * Wb + SCRATCH, dtype)
     for oh in range(OH):
-        h0 = oh * sh - pt
-        rows = min(h0 + kh, H) - max(h0, 0)
+        hs, he = _span(oh, sh, pt, kh, H)
         for ow in range(OW):
-            w0 = ow * sw - pl
-            scale[oh * Wb + sw * ow] = 1.0 / (rows * (min(w0 + kw, W) - max(w0, 0)))
+            ws, we = _span(ow, sw, pl, kw, W)
+            scale[oh * Wb + sw * ow] = 1.0 / ((he - hs) * (we - ws))
     return scale
 
 
@@ -370,8 +372,8 @@ def avg_pool_fwd(x, y, kh, kw, sh, sw, pt, pl):
             for oh0 in range(0, OH, R):
                 nr = min(R, OH - oh0)
                 for t in range(nr):
-                    h0 = (oh0 + t) * sh - pt
-                    _sum_down_columns(x, p, max(h0, 0), min(h0 + kh, H), vm, t * Wb, pl, Wb)
+                    hs, he = _span(oh0 + t, sh, pt, kh, H)
+                    _sum_down_columns(x, p, hs, he, vm, t * Wb, pl, Wb)
                 sc = carray(element_pointer(scale, oh0 * Wb), (SCRATCH,))
                 for c in range((nr * Wb + 15) // 16 * 16):
                     hm[c] = (vm[c] + vm[c + 1] + vm[c + 2]) * sc[c]
@@ -397,14 +399,10 @@ def avg_pool_fwd(x, y, kh, kw, sh, sw, pt, pl):
         xp = x[p]
         yp = y[p]
         for oh in range(OH):
-            h0 = oh * sh - pt
-            hs = max(h0, 0)
-            he = min(h0 + kh, H)
+            hs, he = _span(oh, sh, pt, kh, H)
             yr = yp[oh]
             for ow in range(OW):
-                w0 = ow * sw - pl
-                ws = max(w0, 0)
-                we = min(w0 + kw, W)
+                ws, we = _span(ow, sw, pl, kw, W)
                 s = 0.0
                 for ih in range(hs, he):
                     xr = xp[ih]
@@ -527,14 +525,10 @@ def avg_pool_bwd(dy, dx, kh, kw, sh, sw, pt, pl):
                 dr[iw] = 0
         dyp = dy[p]
         for oh in range(OH):
-            h0 = oh * sh - pt
-            hs = max(h0, 0)
-            he = min(h0 + kh, H)
+            hs, he = _span(oh, sh, pt, kh, H)
             gr = dyp[oh]
             for ow in range(OW):
-                w0 = ow * sw - pl
-                ws = max(w0, 0)
-                we = min(w0 + kw, W)
+                ws, we = _span(ow, sw, pl, kw, W)
                 g = gr[ow] / ((he - hs) * (we - ws))
                 for ih in range(hs, he):
                     dr = dxp[ih]
@@ -554,14 +548,10 @@ def l2_pool_fwd(x, y, kh, kw, sh, sw, pt, pl, eps):
         xp = x[p]
         yp = y[p]
         for oh in range(OH):
-            h0 = oh * sh - pt
-            hs = max(h0, 0)
-            he = min(h0 + kh, H)
+            hs, he = _span(oh, sh, pt, kh, H)
             yr = yp[oh]
             for ow in range(OW):
-                w0 = ow * sw - pl
-                ws = max(w0, 0)
-                we = min(w0 + kw, W)
+                ws, we = _span(ow, sw, pl, kw, W)
                 s = eps
                 for ih in range(hs, he):
                     xr = xp[ih]
@@ -587,15 +577,11 @@ def l2_pool_bwd(x, y, dy, dx, kh, kw, sh, sw, pt, pl):
         dyp = dy[p]
         yp = y[p]
         for oh in range(OH):
-            h0 = oh * sh - pt
-            hs = max(h0, 0)
-            he = min(h0 + kh, H)
+            hs, he = _span(oh, sh, pt, kh, H)
             gr = dyp[oh]
             yr = yp[oh]
             for ow in range(OW):
-                w0 = ow * sw - pl
-                ws = max(w0, 0)
-                we = min(w0 + kw, W)
+                ws, we = _span(ow, sw, pl, kw, W)
                 g = gr[ow] / yr[ow]
                 for ih in range(hs, he):
                     dr = dxp[ih]
