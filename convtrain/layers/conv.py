@@ -19,6 +19,8 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..kernels import conv as K
+from ..kernels import winograd
+from ..kernels.winograd_grad import winograd_weight_gradient
 from ..spec import option, padding, pair
 from .base import Layer, _fit_hint, conv_out_size, resolve_padding
 
@@ -245,11 +247,23 @@ class WindowLayer(Layer):
             raise ShapeError(f"{self.name}: expected a gradient of shape {want}, got {dout.shape}")
 
 
+def convolve(xp, w, b, out, relu) -> None:
+    """out = the stride-1 convolution of the padded input xp with w, plus b (and a fused ReLU),
+    by the faster algorithm for the shape: Winograd F(2x2, r x r) where its cost model says so
+    (kernels/winograd.py), else the direct register kernels (kernels/conv.py)."""
+    F, C, KH, KW = w.shape
+    if winograd.applicable(C, F, KH, KW, out.shape[2], out.shape[3]):
+        winograd.winograd_forward(xp, winograd.transform_weights(w), b, out, relu, KH,
+                                  numba.get_num_threads())
+    else:
+        K.conv_forward(xp, w, b, out, relu)
+
+
 class Conv2D(WindowLayer):
     """Convolution: out[n, f] = bias[f] + sum_c correlate(x[n, c], weight[f, c]) (strided, padded)."""
     type = "conv"
     Spec = ConvSpec
-    forward_kernel = staticmethod(K.conv_forward)
+    forward_kernel = staticmethod(convolve)
 
     def param_shapes(self):
         g = self.geom
@@ -293,14 +307,17 @@ class Conv2D(WindowLayer):
 def weight_gradient(xp, dout, relu_out, dw, db) -> None:
     """dw += and db += of a stride-1 convolution (through a fused ReLU with output `relu_out`
     unless that is None), by the kernel that is faster for the shape
-    (measured with benchmarks/conv_kernels.py): the channels-last micro-kernel wins wherever it
-    has enough channels and filters to fill its register tile (batch 128, 5x5, 32 channels:
+    (measured with benchmarks/conv_kernels.py): Winograd where the forward takes it (32->64
+    5x5 at 14x14: 1.27x the channels-last kernel); else the channels-last micro-kernel wherever
+    it has enough channels and filters to fill its register tile (batch 128, 5x5, 32 channels:
     8x8 maps 2.1x, 14x14 1.3x, 16x16 1.3x); with few channels its tile is mostly zero lanes."""
     threads = numba.get_num_threads()
     C, F = xp.shape[1], dout.shape[1]
     relu = relu_out is not None
     mask = relu_out if relu else dout
-    if C >= K.CHANNELS_LAST_MIN and F >= 2 * K.FB:
+    if winograd.applicable(C, F, *dw.shape[2:], *dout.shape[2:]):
+        winograd_weight_gradient(xp, dout, mask, relu, dw, db, threads)
+    elif C >= K.CHANNELS_LAST_MIN and F >= 2 * K.FB:
         K.conv_backward_weight_channels_last(xp, dout, mask, relu, dw, db, threads)
     else:
         K.conv_backward_weight(xp, dout, mask, relu, dw, db, threads)
@@ -330,5 +347,5 @@ def data_gradient(dout, relu_out, w, H, W, pad):
     K.pad_into(dout, mask, relu, dp, q[0], q[2])
     wflip = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
     dx = np.empty((N, C, H, W), dtype=dout.dtype)
-    K.conv_forward(dp, wflip, np.zeros(C, dtype=dout.dtype), dx, False)
+    convolve(dp, wflip, np.zeros(C, dtype=dout.dtype), dx, False)
     return dx

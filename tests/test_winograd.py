@@ -1,0 +1,150 @@
+"""Winograd F(2x2, r x r) convolution (kernels/winograd.py) against the direct kernels and the
+naive reference, and the layer's choice between them."""
+import numpy as np
+import pytest
+import ref_conv as R
+
+from convtrain.kernels import conv as KC
+from convtrain.kernels import winograd as W
+from convtrain.kernels import winograd_grad as WG
+from convtrain.layers.conv import Conv2D, ConvSpec, slack_rows
+from convtrain.spec import build_spec
+
+
+@pytest.mark.parametrize("r", W.SIZES)
+def test_transforms_compute_the_correlation(r):
+    """AT [(G g G^T) * (BT d B)] A is the 2x2 valid correlation of an (r+1)^2 patch d with g."""
+    AT, G, BT = W.MATRICES[r]
+    rng = np.random.default_rng(r)
+    d = rng.standard_normal((r + 1, r + 1))
+    g = rng.standard_normal((r, r))
+    got = AT @ ((G @ g @ G.T) * (BT @ d @ BT.T)) @ AT.T
+    want = np.array([[np.sum(d[i:i + r, j:j + r] * g) for j in range(2)] for i in range(2)])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def padded(rng, N, C, H, Wd, r, dtype, slack=2):
+    """A zero-padded ('same') input with NaN in the rows past the last one an output reads."""
+    p = r // 2
+    xp = np.zeros((N, C, H + r - 1 + slack, Wd + r - 1), dtype)
+    xp[:, :, p:p + H, p:p + Wd] = rng.standard_normal((N, C, H, Wd))
+    xp[:, :, H + r - 1:] = np.nan
+    return xp
+
+
+@pytest.mark.parametrize("N,C,F,H,Wd,r", [
+    (3, 16, 16, 14, 14, 5),
+    (2, 20, 33, 7, 9, 3),      # odd map sides: the last tile row and column are half outside
+    (2, 17, 40, 5, 6, 5),      # channels and filters not multiples of the lanes
+    (1, 32, 64, 4, 3, 5),      # fewer tiles than one product tile
+    (2, 16, 70, 9, 8, 3),
+])
+@pytest.mark.parametrize("relu", [False, True])
+def test_forward_matches_direct_float64(N, C, F, H, Wd, r, relu):
+    rng = np.random.default_rng(1)
+    xp = padded(rng, N, C, H, Wd, r, np.float64)
+    w = rng.standard_normal((F, C, r, r))
+    b = rng.standard_normal(F)
+    want = np.empty((N, F, H, Wd))
+    KC.conv_forward(np.nan_to_num(xp), w, b, want, relu)
+    got = np.full_like(want, 7.0)
+    W.winograd_forward(xp, W.transform_weights(w), b, got, relu, r, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("r,tol", [(3, 2e-6), (5, 2e-5)])
+def test_float32_error_is_small(r, tol):
+    """The transforms' rounding: max error relative to the output's scale, against float64."""
+    rng = np.random.default_rng(2)
+    xp = padded(rng, 4, 32, 14, 14, r, np.float64)
+    w = rng.standard_normal((64, 32, r, r)) / (5 * r)
+    b = np.zeros(64)
+    want = np.empty((4, 64, 14, 14))
+    KC.conv_forward(np.nan_to_num(xp), w, b, want, False)
+    got = np.empty(want.shape, np.float32)
+    W.winograd_forward(xp.astype(np.float32), W.transform_weights(w.astype(np.float32)),
+                       b.astype(np.float32), got, False, r, 2)
+    assert np.abs(got - want).max() / np.abs(want).max() < tol
+
+
+def test_choice_follows_the_measured_cost():
+    """Winograd for the 32->64 5x5 layer at 14x14 (fmnist-lcn's conv2) and its data gradient;
+    direct where it measured slower (16x16 with 32 filters, 8x8 maps), for first layers (too
+    few channels for the lanes) and for windows it has no transform for."""
+    assert W.applicable(32, 64, 5, 5, 14, 14)
+    assert W.applicable(64, 32, 5, 5, 14, 14)
+    assert not W.applicable(32, 32, 5, 5, 16, 16)
+    assert not W.applicable(32, 64, 5, 5, 8, 8)
+    assert not W.applicable(1, 32, 5, 5, 28, 28)
+    assert not W.applicable(32, 64, 3, 5, 14, 14)
+    assert not W.applicable(32, 64, 7, 7, 14, 14)
+
+
+def test_layer_on_the_winograd_path_matches_reference():
+    """A conv layer whose forward, data gradient and weight gradient all take the Winograd path:
+    output, input gradient and parameter gradients against the naive reference (float64), with
+    the ReLU fused."""
+    C, F, H = 32, 64, 14
+    assert W.applicable(C, F, 5, 5, H, H) and W.applicable(F, C, 5, 5, H, H)
+    layer = Conv2D(build_spec(ConvSpec, {"filters": F, "size": 5, "pad": "same"}), (C, H, H),
+                   dtype=np.float64)
+    rng = np.random.default_rng(3)
+    layer.init_params(rng, ("he", 2.0))
+    layer.params["bias"][...] = rng.standard_normal(F)
+    x = rng.standard_normal((2, C, H, H))
+    y, cache = layer.forward(x, train=True, relu=True)
+    dout = rng.standard_normal(y.shape)
+    dx = layer.backward(dout, cache)
+    w, b = layer.params["weight"], layer.params["bias"]
+    z = R.conv2d(x, w, b, (1, 1), (2, 2, 2, 2))
+    np.testing.assert_allclose(y, np.maximum(z, 0), rtol=1e-10, atol=1e-10)
+    rdx, rdw, rdb = R.conv2d_backward(x, w, np.where(z > 0, dout, 0), (1, 1), (2, 2, 2, 2))
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["weight"], rdw, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["bias"], rdb, rtol=1e-10, atol=1e-10)
+
+
+def test_slack_rows_are_never_read():
+    """The layer's padded input has slack rows below the last one an output reads; NaN there
+    must not reach the output (the last tile row reads one row past an odd map)."""
+    rng = np.random.default_rng(4)
+    H, Wd, r = 13, 15, 5
+    xp = np.full((2, 16, H + r - 1 + slack_rows(Wd + r - 1), Wd + r - 1), np.nan)
+    xp[:, :, :H + r - 1] = rng.standard_normal((2, 16, H + r - 1, Wd + r - 1))
+    out = np.empty((2, 48, H, Wd))
+    w = rng.standard_normal((48, 16, r, r))
+    W.winograd_forward(xp, W.transform_weights(w), np.zeros(48), out, False, r, 2)
+    assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("N,C,F,H,Wd,r,relu", [
+    (3, 16, 16, 14, 14, 5, False),
+    (2, 20, 33, 7, 9, 3, True),     # odd sides, filters not a multiple of the lanes
+    (2, 17, 40, 5, 6, 5, True),     # channels not a multiple of the 7-channel tiles
+    (1, 16, 64, 3, 4, 3, False),    # fewer tiles than one product tile
+])
+def test_weight_gradient_matches_direct_float64(N, C, F, H, Wd, r, relu):
+    """dw and db (added into what is there), through a fused ReLU's mask or not."""
+    rng = np.random.default_rng(5)
+    xp = padded(rng, N, C, H, Wd, r, np.float64)
+    dout = rng.standard_normal((N, F, H, Wd))
+    mask = rng.standard_normal((N, F, H, Wd)) if relu else dout
+    dw0, db0 = rng.standard_normal((F, C, r, r)), rng.standard_normal(F)
+    want_w, want_b = dw0.copy(), db0.copy()
+    KC.conv_backward_weight(np.nan_to_num(xp), dout, mask, relu, want_w, want_b, 2)
+    got_w, got_b = dw0.copy(), db0.copy()
+    WG.winograd_weight_gradient(xp, dout, mask, relu, got_w, got_b, 2)
+    np.testing.assert_allclose(got_w, want_w, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got_b, want_b, rtol=1e-12, atol=1e-12)
+
+
+def test_weight_gradient_float32_error_is_small():
+    rng = np.random.default_rng(6)
+    xp = padded(rng, 8, 32, 14, 14, 5, np.float64)
+    dout = rng.standard_normal((8, 64, 14, 14))
+    want_w, want_b = np.zeros((64, 32, 5, 5)), np.zeros(64)
+    KC.conv_backward_weight(np.nan_to_num(xp), dout, dout, False, want_w, want_b, 2)
+    got_w, got_b = np.zeros((64, 32, 5, 5), np.float32), np.zeros(64, np.float32)
+    WG.winograd_weight_gradient(xp.astype(np.float32), dout.astype(np.float32),
+                                dout.astype(np.float32), False, got_w, got_b, 2)
+    assert np.abs(got_w - want_w).max() / np.abs(want_w).max() < 2e-5
