@@ -7,7 +7,7 @@ import ref_conv as R
 from convtrain.kernels import conv as KC
 from convtrain.kernels import winograd as W
 from convtrain.kernels import winograd_grad as WG
-from convtrain.layers.conv import Conv2D, ConvSpec, slack_rows
+from convtrain.layers.conv import Conv2D, ConvSpec, data_gradient, slack_rows
 from convtrain.spec import build_spec
 
 
@@ -148,3 +148,32 @@ def test_weight_gradient_float32_error_is_small():
     WG.winograd_weight_gradient(xp.astype(np.float32), dout.astype(np.float32),
                                 dout.astype(np.float32), False, got_w, got_b, 2)
     assert np.abs(got_w - want_w).max() / np.abs(want_w).max() < 2e-5
+
+
+@pytest.mark.parametrize("N,C,F,H,Wd,r,pads,relu", [
+    (2, 16, 16, 14, 14, 5, (2, 2, 2, 2), True),
+    (2, 20, 33, 7, 9, 3, (1, 1, 1, 1), False),
+    (2, 16, 18, 9, 8, 5, (3, 1, 0, 4), True),     # uneven padding, more than r - 1 on one side
+    (1, 16, 16, 6, 7, 3, (0, 0, 0, 0), False),    # no padding ('valid')
+])
+def test_backward_data_gradient_matches_direct(N, C, F, H, Wd, r, pads, relu):
+    """winograd_backward's dx (the transposed Winograd form) against the direct data gradient,
+    and its dw against the direct weight gradient, in one call."""
+    pt, pb, pl, pr = pads
+    OH, OW = H + pt + pb - r + 1, Wd + pl + pr - r + 1
+    rng = np.random.default_rng(8)
+    xp = np.full((N, C, OH + r - 1 + 2, OW + r - 1), np.nan)    # NaN: rows never read
+    xp[:, :, :OH + r - 1] = 0
+    xp[:, :, pt:pt + H, pl:pl + Wd] = rng.standard_normal((N, C, H, Wd))
+    dout = rng.standard_normal((N, F, OH, OW))
+    mask = rng.standard_normal((N, F, OH, OW)) if relu else dout
+    w = rng.standard_normal((F, C, r, r))
+    want_dx = data_gradient(dout, mask if relu else None, w, H, Wd, pads)
+    want_w, want_b = np.zeros_like(w), np.zeros(F)
+    KC.conv_backward_weight(np.nan_to_num(xp), dout, mask, relu, want_w, want_b, 2)
+    dx = np.full((N, C, H, Wd), 7.0)
+    got_w, got_b = np.zeros_like(w), np.zeros(F)
+    WG.winograd_backward(xp, dout, mask, relu, w, got_w, got_b, dx, pt, pl, 2)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got_w, want_w, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got_b, want_b, rtol=1e-12, atol=1e-12)

@@ -20,9 +20,10 @@ from numba import carray
 from ._jit import jit, pjit, prange
 from ._stack import element_pointer, stack_pointer
 from .winograd import (CV, FV, QB, SCALES, TILE_SIZE, _channels_last, _input_transform,
-                       _lanes, evaluation)
+                       _lanes, _twice, evaluation, transform_weights)
 
-SCRATCH = 2 * 6 * CV
+SCRATCH = 2 * 6 * CV     # _dout_transform's rows
+SCRATCH_T = 6 * 6 * CV   # _data_transform's rows
 
 
 @jit(inline="always")
@@ -34,6 +35,22 @@ def _gd4(u, v):
 def _gd6(u, v):
     w = v + v
     return u, u + v, u - v, u + w, u - w, v
+
+
+@jit(inline="always")
+def _btt4(v0, v1, v2, v3):     # BT^T v, BT the forward's (winograd._bt4)
+    return v0, v1 - v2 - v3, v1 + v2 - v0, v3
+
+
+@jit(inline="always")
+def _btt6(v0, v1, v2, v3, v4, v5):     # BT^T v, BT the forward's (winograd._bt6)
+    w = v3 - v4
+    return (v0 + v0 + v0 + v0,
+            _twice(_twice(v2 - v1 + v5) + v4 - v3),
+            -(v0 + v3 + v4) - _twice(_twice(v0 + v1 + v2)),
+            v1 - v2 + w + w - _twice(_twice(v5)) - v5,
+            v0 + v1 + v2 + v3 + v4,
+            v5)
 
 
 @jit
@@ -123,8 +140,103 @@ def _products(V, DY, part, P, P7, C, Cp, Fq, A2):
 
 
 @jit
-def _chunk(xp, dout, relu_out, relu, r, Hv, xh, V, dh, DY, part, dbp, n0, n1):
-    """Samples n0..n1-1 into this thread's partial sums `part` (a*a, Cp, Fq) and `dbp`."""
+def _data_products(DY, U2, Vt, P7, Cq):
+    """Vt[p, k] (Cq) = DY[k, p] (F of Fq) @ U2[k] (F, Cq) for every transform point k: the
+    forward's filter-lane micro-kernel (winograd._products) with the roles of channels and
+    filters swapped, summing over the filters."""
+    A2, F, _ = U2.shape
+    Fq = DY.shape[0] // (A2 * P7)
+    tile = carray(stack_pointer(TILE_SIZE, DY.dtype), (QB, FV))
+    for k in range(A2):
+        for p0 in range(0, P7, QB):
+            dbase = (k * P7 + p0) * Fq
+            for c0 in range(0, Cq, FV):
+                for j in range(QB):
+                    for i in range(FV):
+                        tile[j, i] = 0
+                for f in range(F):
+                    ds = carray(element_pointer(DY, dbase + f), (QB * Fq,))
+                    us = carray(element_pointer(U2, (k * F + f) * Cq + c0), (FV,))
+                    for i in range(FV):
+                        ui = us[i]
+                        for j in range(QB):
+                            tile[j, i] += ui * ds[j * Fq]
+                nc = min(FV, Cq - c0)   # (not a constant: see winograd._products)
+                for j in range(QB):
+                    dst = carray(element_pointer(Vt, ((p0 + j) * A2 + k) * Cq + c0), (FV,))
+                    for i in range(nc):
+                        dst[i] = tile[j, i]
+
+
+@jit
+def _data_transform(Vt, Cq, dxh, Wn, TH, TW, a):
+    """dxh (Hn, Wn, Cq) += BT^T v BT for every tile p = ty*TW + tx at (2ty, 2tx), v = Vt[p]
+    (a, a) per channel: the transpose of winograd._input_transform (overlapping patches add
+    up), CV channels per vector. dxh must start at zero."""
+    tmp = carray(stack_pointer(SCRATCH_T, Vt.dtype), (SCRATCH_T,))   # (a, a, CV)
+    for c0 in range(0, Cq, CV):
+        for ty in range(TH):
+            for tx in range(TW):
+                p = ty * TW + tx
+                for xi in range(a):     # rows: tmp[xi, j] = (v[xi] BT)[j]
+                    at = (p * a * a + xi * a) * Cq + c0
+                    row = xi * 6 * CV
+                    v0, v1, v2, v3 = (_lanes(Vt, at, Cq, 0), _lanes(Vt, at, Cq, 1),
+                                      _lanes(Vt, at, Cq, 2), _lanes(Vt, at, Cq, 3))
+                    t0, t1, t2, t3 = (_lanes(tmp, row, CV, 0), _lanes(tmp, row, CV, 1),
+                                      _lanes(tmp, row, CV, 2), _lanes(tmp, row, CV, 3))
+                    if a == 6:
+                        v4, v5 = _lanes(Vt, at, Cq, 4), _lanes(Vt, at, Cq, 5)
+                        t4, t5 = _lanes(tmp, row, CV, 4), _lanes(tmp, row, CV, 5)
+                        for j in range(CV):
+                            t0[j], t1[j], t2[j], t3[j], t4[j], t5[j] = _btt6(
+                                v0[j], v1[j], v2[j], v3[j], v4[j], v5[j])
+                    else:
+                        for j in range(CV):
+                            t0[j], t1[j], t2[j], t3[j] = _btt4(v0[j], v1[j], v2[j], v3[j])
+                for col in range(a):    # columns, added into the patch's column of dxh
+                    at = ((2 * ty) * Wn + 2 * tx + col) * Cq + c0
+                    t0, t1, t2, t3 = (_lanes(tmp, col * CV, 6 * CV, 0), _lanes(tmp, col * CV, 6 * CV, 1),
+                                      _lanes(tmp, col * CV, 6 * CV, 2), _lanes(tmp, col * CV, 6 * CV, 3))
+                    d0, d1, d2, d3 = (_lanes(dxh, at, Wn * Cq, 0), _lanes(dxh, at, Wn * Cq, 1),
+                                      _lanes(dxh, at, Wn * Cq, 2), _lanes(dxh, at, Wn * Cq, 3))
+                    if a == 6:
+                        t4, t5 = _lanes(tmp, col * CV, 6 * CV, 4), _lanes(tmp, col * CV, 6 * CV, 5)
+                        d4, d5 = _lanes(dxh, at, Wn * Cq, 4), _lanes(dxh, at, Wn * Cq, 5)
+                        for j in range(CV):
+                            e0, e1, e2, e3, e4, e5 = _btt6(t0[j], t1[j], t2[j], t3[j], t4[j], t5[j])
+                            d0[j] += e0
+                            d1[j] += e1
+                            d2[j] += e2
+                            d3[j] += e3
+                            d4[j] += e4
+                            d5[j] += e5
+                    else:
+                        for j in range(CV):
+                            e0, e1, e2, e3 = _btt4(t0[j], t1[j], t2[j], t3[j])
+                            d0[j] += e0
+                            d1[j] += e1
+                            d2[j] += e2
+                            d3[j] += e3
+
+
+@jit
+def _crop_out(dxh, Wn, Cq, dxn, top, left):
+    """dxn (C, H, W) = dxh[top + y, left + x, c]: the gradient of the unpadded input."""
+    C, H, W = dxn.shape
+    for c in range(C):
+        for y in range(H):
+            dst = carray(element_pointer(dxn, (c * H + y) * W), (W,))
+            src = carray(element_pointer(dxh, ((top + y) * Wn + left) * Cq + c), (W * Cq,))
+            for x in range(W):
+                dst[x] = src[x * Cq]
+
+
+@jit
+def _chunk(xp, dout, relu_out, relu, r, Hv, xh, V, dh, DY, part, dbp, U2, Vt, dxh, dx, top,
+           left, n0, n1):
+    """Samples n0..n1-1: the weight gradient into this thread's partial sums `part` (a*a, Cp,
+    Fq) and `dbp`; the data gradient into dx, unless dx is empty."""
     N, C, Hpa, Wp = xp.shape
     _, F, OH, OW = dout.shape
     a = r + 1
@@ -132,6 +244,7 @@ def _chunk(xp, dout, relu_out, relu, r, Hv, xh, V, dh, DY, part, dbp, n0, n1):
     TW = (OW + 1) // 2
     Wn = 2 * TW + r - 1
     Cp = (C + CV - 1) // CV * CV
+    Cq = U2.shape[2]
     Fq = part.shape[2]
     P7 = (TH * TW + QB - 1) // QB * QB
     for n in range(n0, n1):
@@ -140,11 +253,17 @@ def _chunk(xp, dout, relu_out, relu, r, Hv, xh, V, dh, DY, part, dbp, n0, n1):
         _dout_channels_last(dout[n], relu_out[n], relu, dh, 2 * TW, Fq, dbp)
         _dout_transform(dh, 2 * TW, Fq, DY, TH, TW, P7, a)
         _products(V, DY, part, TH * TW, P7, C, Cp, Fq, a * a)
+        if dx.shape[0] > 0:
+            _data_products(DY, U2, Vt, P7, Cq)
+            dxh[:] = 0
+            _data_transform(Vt, Cq, dxh, Wn, TH, TW, a)
+            _crop_out(dxh, Wn, Cq, dx[n], top, left)
 
 
 @pjit
-def _weight_gradient(xp, dout, relu_out, relu, r, nchunks):
-    """(sum of the partials (a*a, Cp, Fq) in float64, bias gradient (Fq,))."""
+def _backward(xp, dout, relu_out, relu, r, U2, dx, top, left, nchunks):
+    """(sum of the weight gradient's partials (a*a, Cp, Fq) in float64, bias gradient (Fq,));
+    fills dx (N, C, H, W) unless it is empty (U2: the weights' transform for it)."""
     N, C = xp.shape[0], xp.shape[1]
     F, OH, OW = dout.shape[1], dout.shape[2], dout.shape[3]
     a = r + 1
@@ -153,17 +272,22 @@ def _weight_gradient(xp, dout, relu_out, relu, r, nchunks):
     P7 = (TH * TW + QB - 1) // QB * QB
     Cp = (C + CV - 1) // CV * CV
     Fq = (F + FV - 1) // FV * FV
+    Cq = U2.shape[2]
+    Hn = 2 * TH + r - 1
+    Wn = 2 * TW + r - 1
     nchunks = max(1, min(N, nchunks))
-    xh = np.empty((nchunks, (2 * TH + r - 1) * (2 * TW + r - 1) * Cp), xp.dtype)
+    xh = np.empty((nchunks, Hn * Wn * Cp), xp.dtype)
     V = np.zeros((nchunks, a * a * P7 * Cp + QB), xp.dtype)     # (+QB: see _products)
     dh = np.empty((nchunks, 2 * TH * 2 * TW * Fq), xp.dtype)
-    DY = np.empty((nchunks, a * a * P7 * Fq), xp.dtype)
+    DY = np.zeros((nchunks, a * a * P7 * Fq), xp.dtype)   # tiles past TH*TW stay zero
     parts = np.zeros((nchunks, a * a, Cp, Fq), xp.dtype)
     dbp = np.zeros((nchunks, Fq))
+    Vt = np.empty((nchunks, P7 * a * a * Cq), xp.dtype)
+    dxh = np.empty((nchunks, Hn * Wn * Cq), xp.dtype)
     Hv = min(xp.shape[2], OH + r - 1)
     for k in prange(nchunks):
         _chunk(xp, dout, relu_out, relu, r, Hv, xh[k], V[k], dh[k], DY[k], parts[k], dbp[k],
-               k * N // nchunks, (k + 1) * N // nchunks)
+               U2, Vt[k], dxh[k], dx, top, left, k * N // nchunks, (k + 1) * N // nchunks)
     total = np.zeros((a * a, Cp, Fq))
     for k in range(nchunks):
         total += parts[k]
@@ -208,12 +332,25 @@ def weight_matrices(r):
     return evaluation(a, r).T, 1.0 / np.outer(s, s)
 
 
-def winograd_weight_gradient(xp, dout, relu_out, relu, dw, db, nchunks):
-    """dw (F, C, r, r) += and db (F,) += of a stride-1 convolution with square r x r filters
-    (r in winograd.SIZES) of the padded input xp, given dout (through a fused ReLU whose output
-    is relu_out when `relu`; pass dout and False otherwise): what conv_backward_weight
-    computes. Parallel over `nchunks` chunks of the batch."""
-    r = dw.shape[2]
-    total, dbs = _weight_gradient(xp, dout, relu_out, relu, r, nchunks)
+def winograd_backward(xp, dout, relu_out, relu, w, dw, db, dx, top, left, nchunks):
+    """dw (F, C, r, r) +=, db (F,) += and, unless dx is None, dx (N, C, H, W) = the gradients of
+    a stride-1 convolution with square r x r filters w (r in winograd.SIZES) of the padded
+    input xp, whose unpadded input starts at row `top`, column `left` of xp, given dout
+    (through a fused ReLU whose output is relu_out when `relu`; pass dout and False otherwise).
+    The data gradient is the transpose of the forward's Winograd form, sharing dout's transform
+    with the weight gradient: dx = crop(sum_tiles BT^T [sum_f U[f] * (GD dy GD^T)[f]] BT).
+    Parallel over `nchunks` chunks of the batch."""
+    F, C, r, _ = w.shape
+    if dx is None:
+        U2 = np.zeros((1, 1, 1), w.dtype)
+        dx = np.zeros((0, 1, 1, 1), w.dtype)
+    else:
+        U2 = transform_weights(np.ascontiguousarray(w.transpose(1, 0, 2, 3)))
+    total, dbs = _backward(xp, dout, relu_out, relu, r, U2, dx, top, left, nchunks)
     AW, inv = weight_matrices(r)
     _back_transform(total, AW, inv, dw, db, dbs)
+
+
+def winograd_weight_gradient(xp, dout, relu_out, relu, dw, db, nchunks):
+    """winograd_backward without the data gradient (the weights are not needed for it)."""
+    winograd_backward(xp, dout, relu_out, relu, dw, dw, db, None, 0, 0, nchunks)
