@@ -442,7 +442,8 @@ def test_kernels_compile_once_per_dtype():
                     x = rng.standard_normal((3, 2, 7, 7)).astype(dtype)
                     y, cache = layer.forward(x[:, :, :, :], train=True)
                     layer.backward(np.ones_like(y), cache)
-    kernels = [KC.conv_forward, KC.conv_backward_weight, KC.conv_backward_weight_channels_last,
+    kernels = [KC._forward_rows, KC._forward_lanes_8, KC._forward_lanes_7, KC._forward_wide,
+               KC._forward_narrow, KC.conv_backward_weight, KC.conv_backward_weight_channels_last,
                KC.pad_into, KC.crop_into,
                KC.pad_phases, KC.merge_phases,
                KL.local_forward, KL.local_backward_data, KL.local_backward_weight]

@@ -34,10 +34,10 @@ def padded(rng, N, C, H, Wd, r, dtype, slack=2):
 
 @pytest.mark.parametrize("N,C,F,H,Wd,r", [
     (3, 16, 16, 14, 14, 5),
-    (2, 20, 33, 7, 9, 3),      # odd map sides: the last tile row and column are half outside
+    (2, 20, 33, 7, 9, 5),      # odd map sides: the last tile row and column are half outside
     (2, 17, 40, 5, 6, 5),      # channels and filters not multiples of the lanes
     (1, 32, 64, 4, 3, 5),      # fewer tiles than one product tile
-    (2, 16, 70, 9, 8, 3),
+    (2, 16, 70, 9, 8, 5),
 ])
 @pytest.mark.parametrize("relu", [False, True])
 def test_forward_matches_direct_float64(N, C, F, H, Wd, r, relu):
@@ -52,7 +52,7 @@ def test_forward_matches_direct_float64(N, C, F, H, Wd, r, relu):
     np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
 
 
-@pytest.mark.parametrize("r,tol", [(3, 2e-6), (5, 2e-5)])
+@pytest.mark.parametrize("r,tol", [(5, 2e-5)])
 def test_float32_error_is_small(r, tol):
     """The transforms' rounding: max error relative to the output's scale, against float64."""
     rng = np.random.default_rng(2)
@@ -77,6 +77,7 @@ def test_choice_follows_the_measured_cost():
     assert not W.applicable(32, 64, 5, 5, 8, 8)
     assert not W.applicable(1, 32, 5, 5, 28, 28)
     assert not W.applicable(32, 64, 3, 5, 14, 14)
+    assert not W.applicable(64, 64, 3, 3, 32, 32)
     assert not W.applicable(32, 64, 7, 7, 14, 14)
 
 
@@ -119,9 +120,9 @@ def test_slack_rows_are_never_read():
 
 @pytest.mark.parametrize("N,C,F,H,Wd,r,relu", [
     (3, 16, 16, 14, 14, 5, False),
-    (2, 20, 33, 7, 9, 3, True),     # odd sides, filters not a multiple of the lanes
+    (2, 20, 33, 7, 9, 5, True),     # odd sides, filters not a multiple of the lanes
     (2, 17, 40, 5, 6, 5, True),     # channels not a multiple of the 7-channel tiles
-    (1, 16, 64, 3, 4, 3, False),    # fewer tiles than one product tile
+    (1, 16, 64, 3, 4, 5, False),    # fewer tiles than one product tile
 ])
 def test_weight_gradient_matches_direct_float64(N, C, F, H, Wd, r, relu):
     """dw and db (added into what is there), through a fused ReLU's mask or not."""
@@ -152,9 +153,9 @@ def test_weight_gradient_float32_error_is_small():
 
 @pytest.mark.parametrize("N,C,F,H,Wd,r,pads,relu", [
     (2, 16, 16, 14, 14, 5, (2, 2, 2, 2), True),
-    (2, 20, 33, 7, 9, 3, (1, 1, 1, 1), False),
+    (2, 20, 33, 7, 9, 5, (1, 1, 1, 1), False),
     (2, 16, 18, 9, 8, 5, (3, 1, 0, 4), True),     # uneven padding, more than r - 1 on one side
-    (1, 16, 16, 6, 7, 3, (0, 0, 0, 0), False),    # no padding ('valid')
+    (1, 16, 16, 6, 7, 5, (0, 0, 0, 0), False),    # no padding ('valid')
 ])
 def test_backward_data_gradient_matches_direct(N, C, F, H, Wd, r, pads, relu):
     """winograd_backward's dx (the transposed Winograd form) against the direct data gradient,

@@ -444,7 +444,6 @@ def _dw_sample(xf, off, dwd, part, T, Lr):
 # --------------------------------------------------------------------------------------------
 # stride 1
 
-@pjit
 def conv_forward(xp, w, b, out, relu):
     """xp (N, C, Hpa, Wp) padded input, w (F, C, KH, KW), b (F,) -> out (N, F, OH, OW), stride 1;
     with `relu`, out = max(conv, 0) (a ReLU fused into the pass; NaN passes through).
@@ -452,59 +451,126 @@ def conv_forward(xp, w, b, out, relu):
     Overwrites `out`. OW = Wp - KW + 1 exactly; Hpa >= OH + KH - 1 (rows below are never part of
     an output). Also computes the stride-1 data gradient:
     dx = conv_forward(pad(dout), flip(w^T), 0, False).
+    Each tiling has its own parallel loop, so a config compiles only the tiles it uses.
     """
     N, C, Hpa, Wp = xp.shape
     F, _, KH, KW = w.shape
-    OH = out.shape[2]
-    OW = out.shape[3]
+    OH, OW = out.shape[2], out.shape[3]
     T = C * KH * KW
-    S = C * Hpa * Wp
-    L = (OH - 1) * Wp + OW
     tiling = forward_tiling(F, OH, OW, Wp, T)
-    narrow = tiling == NARROW_TILES
-    step = PN if narrow else PB
-    Lr = (L + step - 1) // step * step
-    block = FV if tiling == LANES_8 or tiling == LANES_7 else FB
+    lanes = tiling == LANES_8 or tiling == LANES_7
+    block = FV if lanes else FB
     Fp = (F + block - 1) // block * block
     off = _taps(C, Hpa, Wp, KH, KW)
-    wb = _blocked_weights(w.reshape(F, T), Fp, block)
+    wb = _blocked_weights(np.ascontiguousarray(w).reshape(F, T), Fp, block)
     bp = np.zeros(Fp, w.dtype)
     bp[:F] = b
-    xall = xp.reshape(N * S)
-    reach = off[T - 1] + Lr                 # how far one sample's rounded taps read
+    last = int(off[T - 1]) + (OH - 1) * Wp     # how far one sample's taps read: last + a row
     if tiling == ROWS:
-        reach = off[T - 1] + (OH - 1) * Wp + max(OW, VB)
-    elif tiling == LANES_8 or tiling == LANES_7:
-        reach = off[T - 1] + (OH - 1) * Wp + max(OW, 8)
-    for n in prange(N):
-        if n * S + reach <= N * S:
-            xf = xall[n * S:]               # junk positions may read the next sample: harmless
-        else:                               # the last samples: a zero-extended copy
-            xf = np.zeros(max(reach, S), xp.dtype)
-            xf[:S] = xall[n * S:(n + 1) * S]
-        if tiling == ROWS:
-            _fwd_sample_rows(xf, off, wb, bp, out[n], T, Wp)
-        elif tiling == LANES_8:
-            _fwd_lanes_8(xf, off, wb, bp, out[n], T, Wp)
-        elif tiling == LANES_7:
-            _fwd_lanes_7(xf, off, wb, bp, out[n], T, Wp)
-        else:
-            acc = np.empty((Fp, Lr), out.dtype)
-            if narrow:
-                _fwd_sample_narrow(xf, off, wb, bp, acc, F, T, Lr)
-            else:
-                _fwd_sample(xf, off, wb, bp, acc, T, Lr)
-            for f in range(F):
-                for oh in range(OH):
-                    src = carray(element_pointer(acc, f * Lr + oh * Wp), (OW,))
-                    dst = carray(element_pointer(out, ((n * F + f) * OH + oh) * OW), (OW,))
-                    for ow in range(OW):
-                        dst[ow] = src[ow]
-        if relu:    # while the sample's output is still in cache
-            on = out[n].reshape(F * OH * OW)
-            for i in range(F * OH * OW):
-                v = on[i]
-                on[i] = 0 if v < 0 else v
+        _forward_rows(xp, off, wb, bp, out, relu, T, last + max(OW, VB))
+    elif tiling == LANES_8:
+        _forward_lanes_8(xp, off, wb, bp, out, relu, T, last + max(OW, 8))
+    elif tiling == LANES_7:
+        _forward_lanes_7(xp, off, wb, bp, out, relu, T, last + max(OW, 8))
+    else:
+        step = PN if tiling == NARROW_TILES else PB
+        Lr = (last + OW - int(off[T - 1]) + step - 1) // step * step     # the wide run, rounded
+        loop = _forward_narrow if tiling == NARROW_TILES else _forward_wide
+        loop(xp, off, wb, bp, out, relu, T, Lr, int(off[T - 1]) + Lr)
+
+
+@jit(inline="always")
+def _sample_input(xp, n, reach):
+    """Sample n of xp, flat, readable up to `reach`: a view into the batch (junk positions may
+    read the next sample: harmless) or, for the last samples, a zero-extended copy."""
+    N = xp.shape[0]
+    S = xp.size // N
+    xall = xp.reshape(N * S)
+    if n * S + reach <= N * S:
+        return xall[n * S:]
+    xf = np.zeros(max(reach, S), xp.dtype)
+    xf[:S] = xall[n * S:(n + 1) * S]
+    return xf
+
+
+@jit(inline="always")
+def _rectify(outn, relu):
+    if relu:    # while the sample's output is still in cache
+        on = outn.reshape(outn.size)
+        for i in range(on.size):
+            v = on[i]
+            on[i] = 0 if v < 0 else v
+
+
+@jit
+def _rows_sample(xp, n, reach, off, wb, bp, outn, relu, T):
+    _fwd_sample_rows(_sample_input(xp, n, reach), off, wb, bp, outn, T, xp.shape[3])
+    _rectify(outn, relu)
+
+
+@jit
+def _lanes_8_sample(xp, n, reach, off, wb, bp, outn, relu, T):
+    _fwd_lanes_8(_sample_input(xp, n, reach), off, wb, bp, outn, T, xp.shape[3])
+    _rectify(outn, relu)
+
+
+@jit
+def _lanes_7_sample(xp, n, reach, off, wb, bp, outn, relu, T):
+    _fwd_lanes_7(_sample_input(xp, n, reach), off, wb, bp, outn, T, xp.shape[3])
+    _rectify(outn, relu)
+
+
+@jit
+def _wide_sample(xp, n, reach, off, wb, bp, outn, relu, T, Lr, narrow):
+    """The wide-run tilings compute into a (Fp, Lr) buffer; the valid columns are copied out."""
+    F, OH, OW = outn.shape
+    Wp = xp.shape[3]
+    xf = _sample_input(xp, n, reach)
+    acc = np.empty((bp.shape[0], Lr), outn.dtype)
+    if narrow:
+        _fwd_sample_narrow(xf, off, wb, bp, acc, F, T, Lr)
+    else:
+        _fwd_sample(xf, off, wb, bp, acc, T, Lr)
+    for f in range(F):
+        for oh in range(OH):
+            src = carray(element_pointer(acc, f * Lr + oh * Wp), (OW,))
+            dst = carray(element_pointer(outn, (f * OH + oh) * OW), (OW,))
+            for ow in range(OW):
+                dst[ow] = src[ow]
+    _rectify(outn, relu)
+
+
+# one parallel loop per tiling (each only a loop: allocations and array expressions in a
+# parallel function become parallel loops of their own, compiled separately, seconds apiece)
+
+@pjit
+def _forward_rows(xp, off, wb, bp, out, relu, T, reach):
+    for n in prange(xp.shape[0]):
+        _rows_sample(xp, n, reach, off, wb, bp, out[n], relu, T)
+
+
+@pjit
+def _forward_lanes_8(xp, off, wb, bp, out, relu, T, reach):
+    for n in prange(xp.shape[0]):
+        _lanes_8_sample(xp, n, reach, off, wb, bp, out[n], relu, T)
+
+
+@pjit
+def _forward_lanes_7(xp, off, wb, bp, out, relu, T, reach):
+    for n in prange(xp.shape[0]):
+        _lanes_7_sample(xp, n, reach, off, wb, bp, out[n], relu, T)
+
+
+@pjit
+def _forward_wide(xp, off, wb, bp, out, relu, T, Lr, reach):
+    for n in prange(xp.shape[0]):
+        _wide_sample(xp, n, reach, off, wb, bp, out[n], relu, T, Lr, False)
+
+
+@pjit
+def _forward_narrow(xp, off, wb, bp, out, relu, T, Lr, reach):
+    for n in prange(xp.shape[0]):
+        _wide_sample(xp, n, reach, off, wb, bp, out[n], relu, T, Lr, True)
 
 
 @jit

@@ -1,23 +1,24 @@
-"""Winograd F(2x2, r x r) convolution: stride 1, square 3x3 or 5x5 filters, many channels.
+"""Winograd F(2x2, 5x5) convolution: stride 1, 5x5 filters, many channels.
 
 Each 2x2 block of outputs (a "tile") is computed from an alpha x alpha patch of the padded input
-(alpha = r + 1) as  Y = AT [ (G w G^T) * (BT d B) ] A  (Lavin & Gray, "Fast Algorithms for
+(alpha = r + 1 = 6) as  Y = AT [ (G w G^T) * (BT d B) ] A  (Lavin & Gray, "Fast Algorithms for
 Convolutional Neural Networks", 2016). The elementwise product summed over channels is, for
 each of the alpha^2 transform points, a matrix product over the channels, so the multiply-adds
-per output drop from r^2 to alpha^2/4: 25 -> 9 for 5x5 (2.8x), 9 -> 4 for 3x3 (2.25x). The
-points are 0, 1, -1 (and 2, -2 for 5x5) and infinity, the most accurate choice; float32 results
-differ from the direct convolution by ~1e-6 (3x3) and ~1e-5 (5x5) relative.
+per output drop from 25 to 9 (2.8x). The points are 0, 1, -1, 2, -2 and infinity; float32
+results differ from the direct convolution by ~1e-5 of the output's scale. (The code is written
+for r x r windows where it can be; only the hand-written transforms fix alpha = 6. A 3x3 form,
+F(2x2, 3x3), won only on large maps with many channels and doubled the transforms' compile
+time, so 3x3 layers run the direct kernels.)
 
 Per sample (a thread takes a contiguous chunk of the batch, with its own scratch):
   1. the padded input is copied channels-last, so that the transforms run 16 channels per vector;
-  2. input transform: V[xi, nu][tile, c]  (BT d B for every tile and channel);
-  3. one register micro-kernel product per transform point: M[k][tile, f] = V[k] @ U[k], in
+  2. input transform: V[tile, xi*a + nu, c] = (BT d B)[xi, nu] for every tile and channel;
+  3. one register micro-kernel product per transform point: M[tile, k] = V[:, k] @ U[k], in
      tiles of QB Winograd tiles x FV filters (filters along the vector lanes, V broadcast: the
      filter-lane tile of kernels/conv.py);
   4. output transform (AT m A), bias and the fused ReLU, stored into out.
 The weights are transformed once per call (`transform_weights`, float64 arithmetic).
-The data gradient of a stride-1 convolution is itself such a convolution (see layers/conv.py),
-so it takes this path too; the weight gradient stays direct.
+Both gradients are in winograd_grad.py.
 """
 import numpy as np
 from numba import carray
@@ -30,7 +31,7 @@ QB = 7    # product tile: Winograd tiles ...
 FV = 32   # ... x filters (two vectors)
 TILE_SIZE = QB * FV   # (stack_pointer needs module-level constants)
 SCRATCH = 6 * 6 * CV
-SIZES = (3, 5)   # the filter sizes with a transform below (alpha = 4 and 6)
+SIZES = (5,)     # the filter sizes with a transform below (alpha = 6)
 
 
 def evaluation(a, n):
@@ -66,8 +67,7 @@ def _cook_toom(r):
     return evaluation(a, 2).T, G, BT, scale
 
 
-_INTEGER_BT = {   # what _bt4 and _bt6 compute
-    4: np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, -1, 0, 1]], float),
+_INTEGER_BT = {   # what _bt6 computes
     6: np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], float),
 }
@@ -77,8 +77,8 @@ SCALES = {r: t[3] for r, t in _TRANSFORMS.items()}     # BT's row scales
 
 
 def applicable(C, F, KH, KW, OH, OW):
-    """Whether the Winograd path is the faster one for this stride-1 layer: a square 3x3 or 5x5
-    window, at least CV channels and filters (the transforms' lanes), and a cost model that
+    """Whether the Winograd path is the faster one for this stride-1 layer: a 5x5 window, at
+    least CV channels and filters (the transforms' lanes), and a cost model that
     beats the direct kernels' multiply-adds by 10 %. Its constants were measured on this
     code (batch 128, 2 threads, benchmarks in the closing notes of the speed issue): the
     products run at ~1/1.3 of the direct kernels' rate (their reduction is only C long), and
@@ -98,16 +98,17 @@ def transform_weights(w):
     """U (a*a, C, Fq) = G w[f, c] G^T for every filter and channel, filters padded with zeros to
     a multiple of FV (the product tile's lanes)."""
     F, C, r, _ = w.shape
-    return _transform_weights(w, MATRICES[r][1], (F + FV - 1) // FV * FV)
+    U = np.zeros(((r + 1) ** 2, C, (F + FV - 1) // FV * FV), w.dtype)
+    _transform_weights(w, MATRICES[r][1], U)
+    return U
 
 
 @pjit
-def _transform_weights(w, G, Fq):
+def _transform_weights(w, G, U):
     F, C, r, _ = w.shape
     a = G.shape[0]
-    U = np.zeros((a * a, C, Fq), w.dtype)
     for c in prange(C):
-        t = np.empty((a, r))
+        t = carray(stack_pointer(SCRATCH, G.dtype), (6, 6))     # (a, r): G w
         for f in range(F):
             for xi in range(a):
                 for q in range(r):
@@ -121,7 +122,6 @@ def _transform_weights(w, G, Fq):
                     for q in range(r):
                         s += t[xi, q] * G[nu, q]
                     U[xi * a + nu, c, f] = s
-    return U
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,11 +133,6 @@ def _twice(v):      # (not 2 * v: an integer or float literal would promote floa
 
 
 @jit(inline="always")
-def _bt4(d0, d1, d2, d3):
-    return d0 - d2, d1 + d2, d2 - d1, d3 - d1
-
-
-@jit(inline="always")
 def _bt6(d0, d1, d2, d3, d4, d5):
     return (_twice(_twice(d0 - d2)) - d2 + d4,
             d3 + d4 - _twice(_twice(d1 + d2)),
@@ -145,11 +140,6 @@ def _bt6(d0, d1, d2, d3, d4, d5):
             d4 - d2 + _twice(d3 - d1),
             d4 - d2 + _twice(d1 - d3),
             _twice(_twice(d1 - d3)) - d3 + d5)
-
-
-@jit(inline="always")
-def _at4(m0, m1, m2, m3):
-    return m0 + m1 + m2, m1 - m2 + m3
 
 
 @jit(inline="always")
@@ -216,15 +206,11 @@ def _input_transform(xh, Wn, Cp, V, TH, TW, sp, sk, a):
                                       _lanes(xh, at, Cp, 2), _lanes(xh, at, Cp, 3))
                     t0, t1, t2, t3 = (_lanes(tmp, row, CV, 0), _lanes(tmp, row, CV, 1),
                                       _lanes(tmp, row, CV, 2), _lanes(tmp, row, CV, 3))
-                    if a == 6:
-                        d4, d5 = _lanes(xh, at, Cp, 4), _lanes(xh, at, Cp, 5)
-                        t4, t5 = _lanes(tmp, row, CV, 4), _lanes(tmp, row, CV, 5)
-                        for j in range(CV):
-                            t0[j], t1[j], t2[j], t3[j], t4[j], t5[j] = _bt6(
-                                d0[j], d1[j], d2[j], d3[j], d4[j], d5[j])
-                    else:
-                        for j in range(CV):
-                            t0[j], t1[j], t2[j], t3[j] = _bt4(d0[j], d1[j], d2[j], d3[j])
+                    d4, d5 = _lanes(xh, at, Cp, 4), _lanes(xh, at, Cp, 5)
+                    t4, t5 = _lanes(tmp, row, CV, 4), _lanes(tmp, row, CV, 5)
+                    for j in range(CV):
+                        t0[j], t1[j], t2[j], t3[j], t4[j], t5[j] = _bt6(
+                            d0[j], d1[j], d2[j], d3[j], d4[j], d5[j])
                 for nu in range(a):     # column nu: V[xi, nu] = (BT tmp[:, nu])[xi]
                     at = p * sp + nu * sk + c0
                     col = nu * CV
@@ -232,17 +218,11 @@ def _input_transform(xh, Wn, Cp, V, TH, TW, sp, sk, a):
                                       _lanes(tmp, col, 6 * CV, 2), _lanes(tmp, col, 6 * CV, 3))
                     v0, v1, v2, v3 = (_lanes(V, at, step, 0), _lanes(V, at, step, 1),
                                       _lanes(V, at, step, 2), _lanes(V, at, step, 3))
-                    if a == 6:
-                        t4, t5 = _lanes(tmp, col, 6 * CV, 4), _lanes(tmp, col, 6 * CV, 5)
-                        v4, v5 = _lanes(V, at, step, 4), _lanes(V, at, step, 5)
-                        for j in range(CV):
-                            v0[j], v1[j], v2[j], v3[j], v4[j], v5[j] = _bt6(
-                                t0[j], t1[j], t2[j], t3[j], t4[j], t5[j])
-                    else:
-                        for j in range(CV):
-                            v0[j], v1[j], v2[j], v3[j] = _bt4(t0[j], t1[j], t2[j], t3[j])
-
-
+                    t4, t5 = _lanes(tmp, col, 6 * CV, 4), _lanes(tmp, col, 6 * CV, 5)
+                    v4, v5 = _lanes(V, at, step, 4), _lanes(V, at, step, 5)
+                    for j in range(CV):
+                        v0[j], v1[j], v2[j], v3[j], v4[j], v5[j] = _bt6(
+                            t0[j], t1[j], t2[j], t3[j], t4[j], t5[j])
 @jit
 def _products(V, U, M, P7, Cp):
     """M[:, k] (P7, Fq) = V[:, k] (P7, C of Cp) @ U[k] (C, Fq) for every transform point k, as a
@@ -290,25 +270,17 @@ def _output_transform(M, bp, outn, relu, TW, P7, Fq, a):
                 s0, s1 = _lanes(s, nu * Fq, 0, 0), _lanes(s, (6 + nu) * Fq, 0, 0)
                 m0, m1, m2, m3 = (_lanes(M, at, a * step, 0), _lanes(M, at, a * step, 1),
                                   _lanes(M, at, a * step, 2), _lanes(M, at, a * step, 3))
-                if a == 6:
-                    m4, m5 = _lanes(M, at, a * step, 4), _lanes(M, at, a * step, 5)
-                    for f in range(Fq):
-                        s0[f], s1[f] = _at6(m0[f], m1[f], m2[f], m3[f], m4[f], m5[f])
-                else:
-                    for f in range(Fq):
-                        s0[f], s1[f] = _at4(m0[f], m1[f], m2[f], m3[f])
+                m4, m5 = _lanes(M, at, a * step, 4), _lanes(M, at, a * step, 5)
+                for f in range(Fq):
+                    s0[f], s1[f] = _at6(m0[f], m1[f], m2[f], m3[f], m4[f], m5[f])
             for row in range(2):        # columns: y[tx, row] = s[row] A + bias
                 out = ((tx * 2 + row) * 2) * Fq
                 y0, y1 = _lanes(y, out, Fq, 0), _lanes(y, out, Fq, 1)
                 r0, r1, r2, r3 = (_lanes(s, row * 6 * Fq, Fq, 0), _lanes(s, row * 6 * Fq, Fq, 1),
                                   _lanes(s, row * 6 * Fq, Fq, 2), _lanes(s, row * 6 * Fq, Fq, 3))
-                if a == 6:
-                    r4, r5 = _lanes(s, row * 6 * Fq, Fq, 4), _lanes(s, row * 6 * Fq, Fq, 5)
-                    for f in range(Fq):
-                        y0[f], y1[f] = _at6(r0[f], r1[f], r2[f], r3[f], r4[f], r5[f])
-                else:
-                    for f in range(Fq):
-                        y0[f], y1[f] = _at4(r0[f], r1[f], r2[f], r3[f])
+                r4, r5 = _lanes(s, row * 6 * Fq, Fq, 4), _lanes(s, row * 6 * Fq, Fq, 5)
+                for f in range(Fq):
+                    y0[f], y1[f] = _at6(r0[f], r1[f], r2[f], r3[f], r4[f], r5[f])
                 for f in range(Fq):
                     y0[f] += bp[f]
                     y1[f] += bp[f]
@@ -345,31 +317,34 @@ def _chunk(xp, U, bp, out, relu, r, Hv, xh, V, M, n0, n1):
         _output_transform(M, bp, out[n], relu, TW, P7, U.shape[2], a)
 
 
-@pjit
 def winograd_forward(xp, U, b, out, relu, r, nchunks):
     """out (N, F, OH, OW) = the stride-1 convolution of the padded input xp (N, C, Hpa, Wp)
     with r x r filters whose transform is U (transform_weights), plus b, with a fused ReLU when
     `relu`: what conv_forward computes, for the layers `applicable` accepts. Rows of xp from
-    OH + r - 1 on are never read. Parallel over `nchunks` chunks of the batch."""
-    N = xp.shape[0]
-    C = xp.shape[1]
-    OH = out.shape[2]
-    OW = out.shape[3]
+    OH + r - 1 on are never read. Parallel over `nchunks` chunks of the batch, each with its
+    own scratch."""
+    N, C = xp.shape[:2]
+    OH, OW = out.shape[2:]
     a = r + 1
-    TH = (OH + 1) // 2
-    TW = (OW + 1) // 2
+    TH, TW = (OH + 1) // 2, (OW + 1) // 2
     P7 = (TH * TW + QB - 1) // QB * QB
     Cp = (C + CV - 1) // CV * CV
     Fq = U.shape[2]
-    Hn = 2 * TH + r - 1
-    Wn = 2 * TW + r - 1
     nchunks = max(1, min(N, nchunks))
-    xh = np.empty((nchunks, Hn * Wn * Cp), xp.dtype)
+    xh = np.empty((nchunks, (2 * TH + r - 1) * (2 * TW + r - 1) * Cp), xp.dtype)
     V = np.zeros((nchunks, a * a * P7 * Cp), xp.dtype)   # tiles past TH*TW stay zero
     M = np.empty((nchunks, a * a * P7 * Fq), xp.dtype)
-    Hv = min(xp.shape[2], OH + r - 1)
     bp = np.zeros(Fq, U.dtype)
     bp[:b.shape[0]] = b
+    _forward_chunks(xp, U, bp, out, relu, r, min(xp.shape[2], OH + r - 1), xh, V, M)
+
+
+@pjit
+def _forward_chunks(xp, U, bp, out, relu, r, Hv, xh, V, M):
+    """The parallel loop alone: every allocation or array expression in a parallel function
+    becomes a parallel loop of its own, each compiled separately (seconds apiece)."""
+    N = xp.shape[0]
+    nchunks = xh.shape[0]
     for k in prange(nchunks):
         _chunk(xp, U, bp, out, relu, r, Hv, xh[k], V[k], M[k],
                k * N // nchunks, (k + 1) * N // nchunks)

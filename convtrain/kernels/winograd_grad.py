@@ -27,19 +27,9 @@ SCRATCH_T = 6 * 6 * CV   # _data_transform's rows
 
 
 @jit(inline="always")
-def _gd4(u, v):
-    return u, u + v, u - v, v
-
-
-@jit(inline="always")
 def _gd6(u, v):
     w = v + v
     return u, u + v, u - v, u + w, u - w, v
-
-
-@jit(inline="always")
-def _btt4(v0, v1, v2, v3):     # BT^T v, BT the forward's (winograd._bt4)
-    return v0, v1 - v2 - v3, v1 + v2 - v0, v3
 
 
 @jit(inline="always")
@@ -89,27 +79,17 @@ def _dout_transform(dh, Wn, Fq, DY, TH, TW, P7, a):
                     u, v = _lanes(dh, at, Fq, 0), _lanes(dh, at, Fq, 1)
                     t0, t1, t2, t3 = (_lanes(tmp, i * 6 * CV, CV, 0), _lanes(tmp, i * 6 * CV, CV, 1),
                                       _lanes(tmp, i * 6 * CV, CV, 2), _lanes(tmp, i * 6 * CV, CV, 3))
-                    if a == 6:
-                        t4, t5 = _lanes(tmp, i * 6 * CV, CV, 4), _lanes(tmp, i * 6 * CV, CV, 5)
-                        for j in range(CV):
-                            t0[j], t1[j], t2[j], t3[j], t4[j], t5[j] = _gd6(u[j], v[j])
-                    else:
-                        for j in range(CV):
-                            t0[j], t1[j], t2[j], t3[j] = _gd4(u[j], v[j])
+                    t4, t5 = _lanes(tmp, i * 6 * CV, CV, 4), _lanes(tmp, i * 6 * CV, CV, 5)
+                    for j in range(CV):
+                        t0[j], t1[j], t2[j], t3[j], t4[j], t5[j] = _gd6(u[j], v[j])
                 for nu in range(a):     # column nu: DY[xi, nu] = (GD tmp[:, nu])[xi]
                     at = (nu * P7 + p) * Fq + f0
                     u, v = _lanes(tmp, nu * CV, 0, 0), _lanes(tmp, (6 + nu) * CV, 0, 0)
                     y0, y1, y2, y3 = (_lanes(DY, at, step, 0), _lanes(DY, at, step, 1),
                                       _lanes(DY, at, step, 2), _lanes(DY, at, step, 3))
-                    if a == 6:
-                        y4, y5 = _lanes(DY, at, step, 4), _lanes(DY, at, step, 5)
-                        for j in range(CV):
-                            y0[j], y1[j], y2[j], y3[j], y4[j], y5[j] = _gd6(u[j], v[j])
-                    else:
-                        for j in range(CV):
-                            y0[j], y1[j], y2[j], y3[j] = _gd4(u[j], v[j])
-
-
+                    y4, y5 = _lanes(DY, at, step, 4), _lanes(DY, at, step, 5)
+                    for j in range(CV):
+                        y0[j], y1[j], y2[j], y3[j], y4[j], y5[j] = _gd6(u[j], v[j])
 @jit
 def _products(V, DY, part, P, P7, C, Cp, Fq, A2):
     """part[k] (Cp, Fq) += V[k, :P, :C]^T @ DY[k, :P] for every transform point k (V and DY
@@ -185,41 +165,27 @@ def _data_transform(Vt, Cq, dxh, Wn, TH, TW, a):
                                       _lanes(Vt, at, Cq, 2), _lanes(Vt, at, Cq, 3))
                     t0, t1, t2, t3 = (_lanes(tmp, row, CV, 0), _lanes(tmp, row, CV, 1),
                                       _lanes(tmp, row, CV, 2), _lanes(tmp, row, CV, 3))
-                    if a == 6:
-                        v4, v5 = _lanes(Vt, at, Cq, 4), _lanes(Vt, at, Cq, 5)
-                        t4, t5 = _lanes(tmp, row, CV, 4), _lanes(tmp, row, CV, 5)
-                        for j in range(CV):
-                            t0[j], t1[j], t2[j], t3[j], t4[j], t5[j] = _btt6(
-                                v0[j], v1[j], v2[j], v3[j], v4[j], v5[j])
-                    else:
-                        for j in range(CV):
-                            t0[j], t1[j], t2[j], t3[j] = _btt4(v0[j], v1[j], v2[j], v3[j])
+                    v4, v5 = _lanes(Vt, at, Cq, 4), _lanes(Vt, at, Cq, 5)
+                    t4, t5 = _lanes(tmp, row, CV, 4), _lanes(tmp, row, CV, 5)
+                    for j in range(CV):
+                        t0[j], t1[j], t2[j], t3[j], t4[j], t5[j] = _btt6(
+                            v0[j], v1[j], v2[j], v3[j], v4[j], v5[j])
                 for col in range(a):    # columns, added into the patch's column of dxh
                     at = ((2 * ty) * Wn + 2 * tx + col) * Cq + c0
                     t0, t1, t2, t3 = (_lanes(tmp, col * CV, 6 * CV, 0), _lanes(tmp, col * CV, 6 * CV, 1),
                                       _lanes(tmp, col * CV, 6 * CV, 2), _lanes(tmp, col * CV, 6 * CV, 3))
                     d0, d1, d2, d3 = (_lanes(dxh, at, Wn * Cq, 0), _lanes(dxh, at, Wn * Cq, 1),
                                       _lanes(dxh, at, Wn * Cq, 2), _lanes(dxh, at, Wn * Cq, 3))
-                    if a == 6:
-                        t4, t5 = _lanes(tmp, col * CV, 6 * CV, 4), _lanes(tmp, col * CV, 6 * CV, 5)
-                        d4, d5 = _lanes(dxh, at, Wn * Cq, 4), _lanes(dxh, at, Wn * Cq, 5)
-                        for j in range(CV):
-                            e0, e1, e2, e3, e4, e5 = _btt6(t0[j], t1[j], t2[j], t3[j], t4[j], t5[j])
-                            d0[j] += e0
-                            d1[j] += e1
-                            d2[j] += e2
-                            d3[j] += e3
-                            d4[j] += e4
-                            d5[j] += e5
-                    else:
-                        for j in range(CV):
-                            e0, e1, e2, e3 = _btt4(t0[j], t1[j], t2[j], t3[j])
-                            d0[j] += e0
-                            d1[j] += e1
-                            d2[j] += e2
-                            d3[j] += e3
-
-
+                    t4, t5 = _lanes(tmp, col * CV, 6 * CV, 4), _lanes(tmp, col * CV, 6 * CV, 5)
+                    d4, d5 = _lanes(dxh, at, Wn * Cq, 4), _lanes(dxh, at, Wn * Cq, 5)
+                    for j in range(CV):
+                        e0, e1, e2, e3, e4, e5 = _btt6(t0[j], t1[j], t2[j], t3[j], t4[j], t5[j])
+                        d0[j] += e0
+                        d1[j] += e1
+                        d2[j] += e2
+                        d3[j] += e3
+                        d4[j] += e4
+                        d5[j] += e5
 @jit
 def _crop_out(dxh, Wn, Cq, dxn, top, left):
     """dxn (C, H, W) = dxh[top + y, left + x, c]: the gradient of the unpadded input."""
@@ -260,41 +226,42 @@ def _chunk(xp, dout, relu_out, relu, r, Hv, xh, V, dh, DY, part, dbp, U2, Vt, dx
             _crop_out(dxh, Wn, Cq, dx[n], top, left)
 
 
-@pjit
 def _backward(xp, dout, relu_out, relu, r, U2, dx, top, left, nchunks):
     """(sum of the weight gradient's partials (a*a, Cp, Fq) in float64, bias gradient (Fq,));
     fills dx (N, C, H, W) unless it is empty (U2: the weights' transform for it)."""
-    N, C = xp.shape[0], xp.shape[1]
-    F, OH, OW = dout.shape[1], dout.shape[2], dout.shape[3]
+    N, C = xp.shape[:2]
+    F, OH, OW = dout.shape[1:]
     a = r + 1
-    TH = (OH + 1) // 2
-    TW = (OW + 1) // 2
+    TH, TW = (OH + 1) // 2, (OW + 1) // 2
     P7 = (TH * TW + QB - 1) // QB * QB
     Cp = (C + CV - 1) // CV * CV
     Fq = (F + FV - 1) // FV * FV
     Cq = U2.shape[2]
-    Hn = 2 * TH + r - 1
-    Wn = 2 * TW + r - 1
+    Hn, Wn = 2 * TH + r - 1, 2 * TW + r - 1
     nchunks = max(1, min(N, nchunks))
-    xh = np.empty((nchunks, Hn * Wn * Cp), xp.dtype)
-    V = np.zeros((nchunks, a * a * P7 * Cp + QB), xp.dtype)     # (+QB: see _products)
-    dh = np.empty((nchunks, 2 * TH * 2 * TW * Fq), xp.dtype)
-    DY = np.zeros((nchunks, a * a * P7 * Fq), xp.dtype)   # tiles past TH*TW stay zero
-    parts = np.zeros((nchunks, a * a, Cp, Fq), xp.dtype)
+    dt = xp.dtype
+    xh = np.empty((nchunks, Hn * Wn * Cp), dt)
+    V = np.zeros((nchunks, a * a * P7 * Cp + QB), dt)     # (+QB: see _products)
+    dh = np.empty((nchunks, 2 * TH * 2 * TW * Fq), dt)
+    DY = np.zeros((nchunks, a * a * P7 * Fq), dt)   # tiles past TH*TW stay zero
+    parts = np.zeros((nchunks, a * a, Cp, Fq), dt)
     dbp = np.zeros((nchunks, Fq))
-    Vt = np.empty((nchunks, P7 * a * a * Cq), xp.dtype)
-    dxh = np.empty((nchunks, Hn * Wn * Cq), xp.dtype)
-    Hv = min(xp.shape[2], OH + r - 1)
+    Vt = np.empty((nchunks, P7 * a * a * Cq), dt)
+    dxh = np.empty((nchunks, Hn * Wn * Cq), dt)
+    _backward_chunks(xp, dout, relu_out, relu, r, min(xp.shape[2], OH + r - 1), xh, V, dh, DY,
+                     parts, dbp, U2, Vt, dxh, dx, top, left)
+    return parts.sum(axis=0, dtype=np.float64), dbp.sum(axis=0)
+
+
+@pjit
+def _backward_chunks(xp, dout, relu_out, relu, r, Hv, xh, V, dh, DY, parts, dbp, U2, Vt, dxh,
+                     dx, top, left):
+    """The parallel loop alone (see winograd._forward_chunks)."""
+    N = xp.shape[0]
+    nchunks = xh.shape[0]
     for k in prange(nchunks):
         _chunk(xp, dout, relu_out, relu, r, Hv, xh[k], V[k], dh[k], DY[k], parts[k], dbp[k],
                U2, Vt[k], dxh[k], dx, top, left, k * N // nchunks, (k + 1) * N // nchunks)
-    total = np.zeros((a * a, Cp, Fq))
-    for k in range(nchunks):
-        total += parts[k]
-    db = np.zeros(Fq)
-    for k in range(nchunks):
-        db += dbp[k]
-    return total, db
 
 
 @jit
