@@ -1,18 +1,24 @@
-"""Winograd weight gradient F(r x r, 2 x 2), for the layers whose forward runs Winograd.
+"""The gradients of a Winograd convolution (kernels/winograd.py), in one pass over the batch.
 
-dW[f, c] is the sum, over samples and 2x2 tiles of dout, of the valid correlation of the tile's
-(r+1)^2 input patch d with its 2x2 block dy: an F(r, 2) Winograd product, with the same points,
-hence the same input transform BT as the forward (kernels/winograd.py):
+Weight gradient. dW[f, c] is the sum, over samples and 2x2 tiles of dout, of the valid
+correlation of the tile's (r+1)^2 input patch d with its 2x2 block dy: an F(r, 2) Winograd
+product with the same points, hence the same input transform BT as the forward:
 
     dW[f, c] = AW [ sum_tiles (BT d B)[c] * (GD dy GD^T)[f] ] AW^T
 
 with GD = evaluation(a, 2) (integers: no rounding in dout's transform) and AW = evaluation(a,
 r)^T. The sum over tiles runs in the transform domain, as a matrix product per transform point
-whose reduction covers all the tiles of a sample (not only C channels, as in the forward), so
-the register tiles run long. The back transform (and BT's row scales) is applied once per call,
-in float64. Per sample: input copy and transform (shared with the forward), dout copy (through
-the fused ReLU's mask, summing the bias gradient) and transform, products into a per-thread
-partial; the partials are added serially.
+whose reduction covers all the tiles of a sample (not only the C channels, as in the forward),
+so its register tiles run long. The back transform (with BT's row scales) runs once per call, in
+float64.
+
+Data gradient. The transpose of the forward's linear map: dout's transform is GD dy GD^T again
+(GD = AT^T), the products sum over the filters with the forward's weight transform, and BT^T v BT
+of every tile is added into its patch of the padded input's gradient, which is then cropped.
+
+Per sample: input copy and transform, dout copy (through the fused ReLU's mask, summing the bias
+gradient) and transform (shared by both gradients), the two products (the weight gradient's into
+a per-thread partial, added serially at the end), the data transform and crop.
 """
 import numpy as np
 from numba import carray
