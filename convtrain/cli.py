@@ -154,6 +154,7 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
     """Train the network a config describes; checkpoints go to the run folder."""
     from . import checkpoint as ckpt
     from . import config as configmod
+    from . import precompile
     from .console import ConsoleReporter
     from .network import Network
     from .trainer import Interrupted, Trainer
@@ -170,24 +171,31 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
     _check_own_config(out_dir, config_path)
     resume_path = _prepare_run_dir(out_dir, resume, fresh)
     checkpoint = ckpt.load(resume_path) if resume_path else None
-    splits = _load_splits(cfg)
-    net = Network.build(cfg.model, splits.input_shape, seed=cfg.seed, source=cfg.source)
-    reporter = ConsoleReporter(quiet=quiet)
-    trainer = Trainer(cfg, net, splits, out_dir, reporter=reporter)
-    if checkpoint is not None:
-        for note in trainer.restore(checkpoint):
-            click.echo(f"note: {note}", err=True)
-        click.echo(f"resuming from {resume_path} at step {trainer.step}")
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "config.yaml"), "w") as f:
-        f.write(configmod.dump(cfg))
+    # On a cold cache a helper process compiles the kernels from the network's end while this
+    # one loads the data and compiles from the start (precompile.py).
+    helper = precompile.start(cfg, cfg.input) if cfg.input else None
     try:
+        splits = _load_splits(cfg)
+        net = Network.build(cfg.model, splits.input_shape, seed=cfg.seed, source=cfg.source)
+        if helper is None:
+            helper = precompile.start(cfg, splits.input_shape)
+        reporter = ConsoleReporter(quiet=quiet)
+        trainer = Trainer(cfg, net, splits, out_dir, reporter=reporter)
+        if checkpoint is not None:
+            for note in trainer.restore(checkpoint):
+                click.echo(f"note: {note}", err=True)
+            click.echo(f"resuming from {resume_path} at step {trainer.step}")
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "config.yaml"), "w") as f:
+            f.write(configmod.dump(cfg))
         result = trainer.fit()
     except Interrupted as stop:
         click.echo(f"\ninterrupted: checkpoint written to {stop.path}\n"
                    f"resume with: convtrain fit {config_path} --resume {stop.path}"
                    + (f" --out {out_dir}" if out else ""), err=True)
         sys.exit(EXIT_INTERRUPTED)
+    finally:
+        precompile.stop(helper)
     best = result["best_val_error"]
     metric = "validation error" if len(splits.val.y) else "training loss"
     if best is None:

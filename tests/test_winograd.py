@@ -68,17 +68,17 @@ def test_float32_error_is_small(r, tol):
 
 
 def test_choice_follows_the_measured_cost():
-    """Winograd for the 32->64 5x5 layer at 14x14 (fmnist-lcn's conv2) and its data gradient;
-    direct where it measured slower (16x16 with 32 filters, 8x8 maps), for first layers (too
-    few channels for the lanes) and for windows it has no transform for."""
-    assert W.applicable(32, 64, 5, 5, 14, 14)
-    assert W.applicable(64, 32, 5, 5, 14, 14)
-    assert not W.applicable(32, 32, 5, 5, 16, 16)
-    assert not W.applicable(32, 64, 5, 5, 8, 8)
-    assert not W.applicable(1, 32, 5, 5, 28, 28)
-    assert not W.applicable(32, 64, 3, 5, 14, 14)
-    assert not W.applicable(64, 64, 3, 3, 32, 32)
-    assert not W.applicable(32, 64, 7, 7, 14, 14)
+    """Winograd for fmnist-lcn's conv2 (32->64 5x5 at 14x14) and cifar-like's second conv
+    (32->32 at 16x16) both ways; for the 8x8 maps of cifar-like's third conv only the gradients
+    (its forward measured slower); direct for first layers (too few channels for the lanes) and
+    for windows it has no transform for."""
+    for C, F, H in ((32, 64, 14), (32, 32, 16)):
+        assert W.use_forward(C, F, 5, 5, H, H) and W.use_backward(C, F, 5, 5, H, H)
+    assert W.use_backward(32, 64, 5, 5, 8, 8) and not W.use_forward(32, 64, 5, 5, 8, 8)
+    for C, F, KH, KW, H in ((1, 32, 5, 5, 28), (3, 32, 5, 5, 32), (32, 64, 3, 5, 14),
+                            (64, 64, 3, 3, 32), (32, 64, 7, 7, 14), (32, 64, 5, 5, 4)):
+        assert not W.use_forward(C, F, KH, KW, H, H)
+        assert not W.use_backward(C, F, KH, KW, H, H)
 
 
 def test_layer_on_the_winograd_path_matches_reference():
@@ -86,7 +86,7 @@ def test_layer_on_the_winograd_path_matches_reference():
     output, input gradient and parameter gradients against the naive reference (float64), with
     the ReLU fused."""
     C, F, H = 32, 64, 14
-    assert W.applicable(C, F, 5, 5, H, H) and W.applicable(F, C, 5, 5, H, H)
+    assert W.use_forward(C, F, 5, 5, H, H) and W.use_backward(C, F, 5, 5, H, H)
     layer = Conv2D(build_spec(ConvSpec, {"filters": F, "size": 5, "pad": "same"}), (C, H, H),
                    dtype=np.float64)
     rng = np.random.default_rng(3)

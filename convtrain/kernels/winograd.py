@@ -76,22 +76,35 @@ MATRICES = {r: t[:3] for r, t in _TRANSFORMS.items()}   # (AT, G, BT)
 SCALES = {r: t[3] for r, t in _TRANSFORMS.items()}     # BT's row scales
 
 
-def applicable(C, F, KH, KW, OH, OW):
-    """Whether the Winograd path is the faster one for this stride-1 layer: a 5x5 window, at
-    least CV channels and filters (the transforms' lanes), and a cost model that
-    beats the direct kernels' multiply-adds by 10 %. Its constants were measured on this
-    code (batch 128, 2 threads, benchmarks in the closing notes of the speed issue): the
-    products run at ~1/1.3 of the direct kernels' rate (their reduction is only C long), and
-    the transforms cost ~20 direct multiply-adds per transformed value. So 32->64 5x5 at 14x14
-    wins 1.2x, while 32->32 at 16x16 and 8x8 maps lose (padded tiles, short products)."""
+def _pays(C, F, KH, KW, OH, OW, min_tiles):
+    """A 5x5 window, at least CV channels and filters (the transforms' lanes), at least
+    min_tiles tiles per sample, and a cost estimate 10 % under the direct kernels'
+    multiply-adds. The estimate's constants were measured on this code (batch 128, 2 threads):
+    the products run at ~1/1.3 of the direct kernels' rate (short reductions, padded tiles and
+    filters count), and the transforms cost ~10 direct multiply-adds per transformed value."""
     if KH != KW or KH not in SIZES or C < CV or F < CV:
         return False
     a = KH + 1
     tiles = ((OH + 1) // 2) * ((OW + 1) // 2)
     padded = (tiles + QB - 1) // QB * QB
     Fq = (F + FV - 1) // FV * FV
-    winograd = 1.3 * padded * a * a * C * Fq + 20 * tiles * a * a * (C + F)
-    return 1.1 * winograd < OH * OW * KH * KW * C * F
+    winograd = 1.3 * padded * a * a * C * Fq + 10 * tiles * a * a * (C + F)
+    return tiles >= min_tiles and 1.1 * winograd < OH * OW * KH * KW * C * F
+
+
+def use_forward(C, F, KH, KW, OH, OW):
+    """Whether the forward of this stride-1 layer runs Winograd. Layer A/Bs (forward, batch 128,
+    5x5): 32->64 at 14x14 1.38x the direct kernels, 32->32 at 16x16 1.11x, but 32->64 at 8x8
+    0.88x (16 tiles a sample: the per-sample transforms and scratch dominate), hence at least
+    32 tiles (maps of 11x11 and more)."""
+    return _pays(C, F, KH, KW, OH, OW, 32)
+
+
+def use_backward(C, F, KH, KW, OH, OW):
+    """Whether the gradients of this stride-1 layer run Winograd (winograd_grad.py). They share
+    dout's transform and their products reduce over longer axes, so they win on smaller maps
+    than the forward: 1.48x at 14x14, 1.27x at 16x16 (32->32), 1.15x at 8x8 (32->64)."""
+    return _pays(C, F, KH, KW, OH, OW, 16)
 
 
 def transform_weights(w):
@@ -320,7 +333,7 @@ def _chunk(xp, U, bp, out, relu, r, Hv, xh, V, M, n0, n1):
 def winograd_forward(xp, U, b, out, relu, r, nchunks):
     """out (N, F, OH, OW) = the stride-1 convolution of the padded input xp (N, C, Hpa, Wp)
     with r x r filters whose transform is U (transform_weights), plus b, with a fused ReLU when
-    `relu`: what conv_forward computes, for the layers `applicable` accepts. Rows of xp from
+    `relu`: what conv_forward computes, for the layers `use_forward` accepts. Rows of xp from
     OH + r - 1 on are never read. Parallel over `nchunks` chunks of the batch, each with its
     own scratch."""
     N, C = xp.shape[:2]

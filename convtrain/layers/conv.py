@@ -249,10 +249,10 @@ class WindowLayer(Layer):
 
 def convolve(xp, w, b, out, relu) -> None:
     """out = the stride-1 convolution of the padded input xp with w, plus b (and a fused ReLU),
-    by the faster algorithm for the shape: Winograd F(2x2, r x r) where its cost model says so
+    by the faster algorithm for the shape: Winograd F(2x2, 5x5) where its cost model says so
     (kernels/winograd.py), else the direct register kernels (kernels/conv.py)."""
     F, C, KH, KW = w.shape
-    if winograd.applicable(C, F, KH, KW, out.shape[2], out.shape[3]):
+    if winograd.use_forward(C, F, KH, KW, out.shape[2], out.shape[3]):
         winograd.winograd_forward(xp, winograd.transform_weights(w), b, out, relu, KH,
                                   numba.get_num_threads())
     else:
@@ -288,7 +288,7 @@ class Conv2D(WindowLayer):
         dw = self.grads["weight"]
         db = self.grads["bias"] if self.spec.bias else np.zeros(F, dtype=self.dtype)
         mask = cache.relu_out
-        if g.SH == 1 and g.SW == 1 and winograd.applicable(g.C, F, g.KH, g.KW, g.OH, g.OW):
+        if g.SH == 1 and g.SW == 1 and winograd.use_backward(g.C, F, g.KH, g.KW, g.OH, g.OW):
             # both gradients in one pass that shares dout's transform (kernels/winograd_grad.py)
             dx = np.empty((N, g.C, g.H, g.W), dtype=self.dtype) if self.need_dx else None
             winograd_backward(cache.xp, dout, mask if mask is not None else dout,
@@ -314,15 +314,16 @@ class Conv2D(WindowLayer):
 def weight_gradient(xp, dout, relu_out, dw, db) -> None:
     """dw += and db += of a stride-1 convolution (through a fused ReLU with output `relu_out`
     unless that is None), by the kernel that is faster for the shape
-    (measured with benchmarks/conv_kernels.py): Winograd where the forward takes it (32->64
-    5x5 at 14x14: 1.27x the channels-last kernel); else the channels-last micro-kernel wherever
+    (measured with benchmarks/conv_kernels.py): Winograd where use_backward says so (here only
+    for the stride phases of strided layers: stride-1 layers take winograd_backward, both
+    gradients at once); else the channels-last micro-kernel wherever
     it has enough channels and filters to fill its register tile (batch 128, 5x5, 32 channels:
     8x8 maps 2.1x, 14x14 1.3x, 16x16 1.3x); with few channels its tile is mostly zero lanes."""
     threads = numba.get_num_threads()
     C, F = xp.shape[1], dout.shape[1]
     relu = relu_out is not None
     mask = relu_out if relu else dout
-    if winograd.applicable(C, F, *dw.shape[2:], *dout.shape[2:]):
+    if winograd.use_backward(C, F, *dw.shape[2:], *dout.shape[2:]):
         winograd_weight_gradient(xp, dout, mask, relu, dw, db, threads)
     elif C >= K.CHANNELS_LAST_MIN and F >= 2 * K.FB:
         K.conv_backward_weight_channels_last(xp, dout, mask, relu, dw, db, threads)

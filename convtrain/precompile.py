@@ -1,0 +1,121 @@
+"""Compile a network's kernels in a helper process while `fit` compiles them too, from the
+other end.
+
+numba compiles one function at a time on one core: on an empty cache a network's kernels took
+~50-70 s here, one core busy and the other idle. The helper runs the layers from the end (each
+one forward and backward on a synthetic batch of 2, as the network runs it, ReLUs fused; the
+convolutions first), writing numba's on-disk cache while `fit` compiles from the start;
+numba looks the cache up at a kernel's first call, so `fit` loads whatever the helper finished
+first, and the helper loads what `fit` did. Both stop compiling where they meet.
+
+A marker in the cache folder, named after the network, the package versions and the kernels'
+source files, records a finished helper run, so a warm start starts no process. Errors in the
+helper are ignored: `fit` compiles anything it missed.
+
+    python -m convtrain.precompile CONFIG.yaml C H W
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def _cache_dir() -> str:
+    import numba
+
+    from .kernels import _jit   # noqa: F401  (it may point numba at a writable fallback folder)
+    if numba.config.CACHE_DIR:
+        return numba.config.CACHE_DIR
+    return os.path.join(os.path.dirname(os.path.abspath(_jit.__file__)), "__pycache__")
+
+
+def _marker(cfg, input_shape) -> str:
+    """The marker file for this network: its layers, input, the versions and the kernels'
+    source (a changed kernel invalidates numba's cache entries, so the marker too)."""
+    import numba
+
+    from . import __version__
+    from . import kernels
+    h = hashlib.sha1()
+    h.update(repr(([(lc.type, lc.spec) for lc in cfg.model], tuple(input_shape),
+                   __version__, numba.__version__)).encode())
+    folder = os.path.dirname(os.path.abspath(kernels.__file__))
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            st = os.stat(os.path.join(folder, name))
+            h.update(f"{name}:{st.st_mtime_ns}:{st.st_size}".encode())
+    return os.path.join(_cache_dir(), f"convtrain-precompiled-{h.hexdigest()[:16]}")
+
+
+def start(cfg, input_shape) -> subprocess.Popen | None:
+    """Start the helper for this network unless a finished run's marker says the cache is warm.
+    Returns the process (pass it to `stop`) or None."""
+    from . import config as configmod
+    try:
+        if os.path.exists(_marker(cfg, input_shape)):
+            return None
+        fd, path = tempfile.mkstemp(prefix="convtrain-precompile-", suffix=".yaml")
+        with os.fdopen(fd, "w") as f:
+            f.write(configmod.dump(cfg))
+        return subprocess.Popen(
+            [sys.executable, "-m", "convtrain.precompile", path, *map(str, input_shape)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)   # Ctrl-C reaches `fit` only; `fit` stops the helper
+    except OSError:
+        return None
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    """End the helper if it still runs (it normally ends on its own once past the meeting point)."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+HEAVY = ("conv", "local")   # the layer types whose kernels take longest to compile
+
+
+def compile_in_reverse(net) -> None:
+    """Each layer's forward and backward on a synthetic batch of 2: the convolutions first, last
+    one first (their kernels are most of the compile time; the last ones are what `fit` needs
+    last), then the other layers, last one first."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    net.layers[0].need_dx = False       # as in training: the first layer skips its input grad
+    last_first = range(len(net.layers) - 1, -1, -1)
+    heavy = [i for i in last_first if net.layers[i].type in HEAVY]
+    for i in heavy + [i for i in last_first if i not in heavy]:
+        x = rng.standard_normal((2,) + net.layers[i].in_shape).astype(net.dtype)
+        y, cache = net.forward_layer(i, x, train=True)
+        net.backward_layer(i, np.ones_like(y), cache)
+
+
+def main(argv: list[str]) -> int:
+    path, shape = argv[0], tuple(int(v) for v in argv[1:])
+    try:
+        from . import config as configmod
+        from .network import Network
+        cfg = configmod.load(path)
+        net = Network.build(cfg.model, shape, seed=cfg.seed, source=cfg.source)
+        compile_in_reverse(net)
+        with open(_marker(cfg, shape), "w"):
+            pass
+        return 0
+    except Exception:   # the parent compiles whatever is missing; nothing to report here
+        return 1
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
