@@ -83,9 +83,10 @@ def _dout_transform(dh, Wn, Fq, DY, TH, TW, P7, a):
                 for i in range(2):      # row i of the block: tmp[i, nu] = (dy[i] GD^T)[nu]
                     at = ((2 * ty + i) * Wn + 2 * tx) * Fq + f0
                     u, v = _lanes(dh, at, Fq, 0), _lanes(dh, at, Fq, 1)
-                    t0, t1, t2, t3 = (_lanes(tmp, i * 6 * CV, CV, 0), _lanes(tmp, i * 6 * CV, CV, 1),
-                                      _lanes(tmp, i * 6 * CV, CV, 2), _lanes(tmp, i * 6 * CV, CV, 3))
-                    t4, t5 = _lanes(tmp, i * 6 * CV, CV, 4), _lanes(tmp, i * 6 * CV, CV, 5)
+                    row = i * 6 * CV
+                    t0, t1, t2, t3 = (_lanes(tmp, row, CV, 0), _lanes(tmp, row, CV, 1),
+                                      _lanes(tmp, row, CV, 2), _lanes(tmp, row, CV, 3))
+                    t4, t5 = _lanes(tmp, row, CV, 4), _lanes(tmp, row, CV, 5)
                     for j in range(CV):
                         t0[j], t1[j], t2[j], t3[j], t4[j], t5[j] = _gd6(u[j], v[j])
                 for nu in range(a):     # column nu: DY[xi, nu] = (GD tmp[:, nu])[xi]
@@ -96,6 +97,8 @@ def _dout_transform(dh, Wn, Fq, DY, TH, TW, P7, a):
                     y4, y5 = _lanes(DY, at, step, 4), _lanes(DY, at, step, 5)
                     for j in range(CV):
                         y0[j], y1[j], y2[j], y3[j], y4[j], y5[j] = _gd6(u[j], v[j])
+
+
 @jit
 def _products(V, DY, part, P, P7, C, Cp, Fq, A2):
     """part[k] (Cp, Fq) += V[k, :P, :C]^T @ DY[k, :P] for every transform point k (V and DY
@@ -178,11 +181,12 @@ def _data_transform(Vt, Cq, dxh, Wn, TH, TW, a):
                             v0[j], v1[j], v2[j], v3[j], v4[j], v5[j])
                 for col in range(a):    # columns, added into the patch's column of dxh
                     at = ((2 * ty) * Wn + 2 * tx + col) * Cq + c0
-                    t0, t1, t2, t3 = (_lanes(tmp, col * CV, 6 * CV, 0), _lanes(tmp, col * CV, 6 * CV, 1),
-                                      _lanes(tmp, col * CV, 6 * CV, 2), _lanes(tmp, col * CV, 6 * CV, 3))
+                    t = col * CV
+                    t0, t1, t2, t3 = (_lanes(tmp, t, 6 * CV, 0), _lanes(tmp, t, 6 * CV, 1),
+                                      _lanes(tmp, t, 6 * CV, 2), _lanes(tmp, t, 6 * CV, 3))
                     d0, d1, d2, d3 = (_lanes(dxh, at, Wn * Cq, 0), _lanes(dxh, at, Wn * Cq, 1),
                                       _lanes(dxh, at, Wn * Cq, 2), _lanes(dxh, at, Wn * Cq, 3))
-                    t4, t5 = _lanes(tmp, col * CV, 6 * CV, 4), _lanes(tmp, col * CV, 6 * CV, 5)
+                    t4, t5 = _lanes(tmp, t, 6 * CV, 4), _lanes(tmp, t, 6 * CV, 5)
                     d4, d5 = _lanes(dxh, at, Wn * Cq, 4), _lanes(dxh, at, Wn * Cq, 5)
                     for j in range(CV):
                         e0, e1, e2, e3, e4, e5 = _btt6(t0[j], t1[j], t2[j], t3[j], t4[j], t5[j])
@@ -192,6 +196,8 @@ def _data_transform(Vt, Cq, dxh, Wn, TH, TW, a):
                         d3[j] += e3
                         d4[j] += e4
                         d5[j] += e5
+
+
 @jit
 def _crop_out(dxh, Wn, Cq, dxn, top, left):
     """dxn (C, H, W) = dxh[top + y, left + x, c]: the gradient of the unpadded input."""
