@@ -240,32 +240,33 @@ def _input_transform(xh, Wn, Cp, V, TH, TW, sp, sk, a):
 
 
 @jit
-def _products(V, U, M, P7, Cp):
-    """M[:, k] (P7, Fq) = V[:, k] (P7, C of Cp) @ U[k] (C, Fq) for every transform point k, as a
-    register micro-kernel: QB tiles x FV filters accumulate over the channels in registers (per
-    channel: QB broadcasts of V, FV/16 vector loads of U, QB*FV/16 FMAs)."""
-    A2, C, Fq = U.shape
+def _products(V, sp, sk, U, M, P7):
+    """M[p, k] (Q) = sum_r V[p*sp + k*sk + r] U[k, r] (Q) for every tile p < P7 and transform
+    point k, U (a*a, R, Q), as a register micro-kernel: QB tiles x FV lanes of Q accumulate over
+    r in registers (per step: QB broadcasts of V, FV/16 vector loads of U, QB*FV/16 FMAs). The
+    forward sums over channels (V tile-major: sp = a*a*Cp, sk = Cp; Q: filters); the data
+    gradient over filters (dout's transform point-major: sp = Fq, sk = P7*Fq; Q: channels)."""
+    A2, R, Q = U.shape
     tile = carray(stack_pointer(TILE_SIZE, V.dtype), (QB, FV))
     for k in range(A2):
         for p0 in range(0, P7, QB):
-            vbase = (p0 * A2 + k) * Cp
-            jump = A2 * Cp      # V: from one tile to the next
-            for f0 in range(0, Fq, FV):
+            vbase = p0 * sp + k * sk
+            for f0 in range(0, Q, FV):
                 for j in range(QB):
                     for i in range(FV):
                         tile[j, i] = 0
-                for c in range(C):
-                    vs = carray(element_pointer(V, vbase + c), (QB * jump,))
-                    us = carray(element_pointer(U, (k * C + c) * Fq + f0), (FV,))
+                for r in range(R):
+                    vs = carray(element_pointer(V, vbase + r), (QB * sp,))
+                    us = carray(element_pointer(U, (k * R + r) * Q + f0), (FV,))
                     for i in range(FV):
                         ui = us[i]
                         for j in range(QB):
-                            tile[j, i] += ui * vs[j * jump]
+                            tile[j, i] += ui * vs[j * sp]
                 # (a trip count LLVM cannot see keeps it from unrolling this copy into 224
                 # scalar moves, which cost as much as the 32 channels of FMAs above)
-                nf = min(FV, Fq - f0)
+                nf = min(FV, Q - f0)
                 for j in range(QB):
-                    dst = carray(element_pointer(M, ((p0 + j) * A2 + k) * Fq + f0), (FV,))
+                    dst = carray(element_pointer(M, ((p0 + j) * A2 + k) * Q + f0), (FV,))
                     for i in range(nf):
                         dst[i] = tile[j, i]
 
@@ -329,7 +330,7 @@ def _chunk(xp, U, bp, out, relu, r, Hv, xh, V, M, n0, n1):
     for n in range(n0, n1):
         _channels_last(xp[n], Hv, Wp, xh, Wn, Cp)
         _input_transform(xh, Wn, Cp, V, TH, TW, a * a * Cp, Cp, a)
-        _products(V, U, M, P7, Cp)
+        _products(V, a * a * Cp, Cp, U, M, P7)
         _output_transform(M, bp, out[n], relu, TW, P7, U.shape[2], a)
 
 

@@ -26,7 +26,7 @@ from numba import carray
 from ._jit import jit, pjit, prange
 from ._stack import element_pointer, stack_pointer
 from .winograd import (CV, FV, QB, SCALES, TILE_SIZE, _channels_last, _input_transform,
-                       _lanes, _twice, evaluation, transform_weights)
+                       _lanes, _products, _twice, evaluation, transform_weights)
 
 SCRATCH = 2 * 6 * CV     # _dout_transform's rows
 SCRATCH_T = 6 * 6 * CV   # _data_transform's rows
@@ -100,7 +100,7 @@ def _dout_transform(dh, Wn, Fq, DY, TH, TW, P7, a):
 
 
 @jit
-def _products(V, DY, part, P, P7, C, Cp, Fq, A2):
+def _weight_products(V, DY, part, P, P7, C, Cp, Fq, A2):
     """part[k] (Cp, Fq) += V[k, :P, :C]^T @ DY[k, :P] for every transform point k (V and DY
     point-major: one point's rows are contiguous and stay in L1 across its tiles): register
     tiles of QB channels x FV filters summed over the P tiles of the sample (QB channel
@@ -126,35 +126,6 @@ def _products(V, DY, part, P, P7, C, Cp, Fq, A2):
                     dst = carray(element_pointer(part, (k * Cp + c0 + j) * Fq + f0), (FV,))
                     for i in range(nf):
                         dst[i] += tile[j, i]
-
-
-@jit
-def _data_products(DY, U2, Vt, P7, Cq):
-    """Vt[p, k] (Cq) = DY[k, p] (F of Fq) @ U2[k] (F, Cq) for every transform point k: the
-    forward's filter-lane micro-kernel (winograd._products) with the roles of channels and
-    filters swapped, summing over the filters."""
-    A2, F, _ = U2.shape
-    Fq = DY.shape[0] // (A2 * P7)
-    tile = carray(stack_pointer(TILE_SIZE, DY.dtype), (QB, FV))
-    for k in range(A2):
-        for p0 in range(0, P7, QB):
-            dbase = (k * P7 + p0) * Fq
-            for c0 in range(0, Cq, FV):
-                for j in range(QB):
-                    for i in range(FV):
-                        tile[j, i] = 0
-                for f in range(F):
-                    ds = carray(element_pointer(DY, dbase + f), (QB * Fq,))
-                    us = carray(element_pointer(U2, (k * F + f) * Cq + c0), (FV,))
-                    for i in range(FV):
-                        ui = us[i]
-                        for j in range(QB):
-                            tile[j, i] += ui * ds[j * Fq]
-                nc = min(FV, Cq - c0)   # (not a constant: see winograd._products)
-                for j in range(QB):
-                    dst = carray(element_pointer(Vt, ((p0 + j) * A2 + k) * Cq + c0), (FV,))
-                    for i in range(nc):
-                        dst[i] = tile[j, i]
 
 
 @jit
@@ -230,9 +201,9 @@ def _chunk(xp, dout, relu_out, relu, r, Hv, xh, V, dh, DY, part, dbp, U2, Vt, dx
         _input_transform(xh, Wn, Cp, V, TH, TW, Cp, P7 * Cp, a)
         _dout_channels_last(dout[n], relu_out[n], relu, dh, 2 * TW, Fq, dbp)
         _dout_transform(dh, 2 * TW, Fq, DY, TH, TW, P7, a)
-        _products(V, DY, part, TH * TW, P7, C, Cp, Fq, a * a)
+        _weight_products(V, DY, part, TH * TW, P7, C, Cp, Fq, a * a)
         if dx.shape[0] > 0:
-            _data_products(DY, U2, Vt, P7, Cq)
+            _products(DY, Fq, P7 * Fq, U2, Vt, P7)   # the forward's, summing over the filters
             dxh[:] = 0
             _data_transform(Vt, Cq, dxh, Wn, TH, TW, a)
             _crop_out(dxh, Wn, Cq, dx[n], top, left)
@@ -253,7 +224,7 @@ def _backward(xp, dout, relu_out, relu, r, U2, dx, top, left, nchunks):
     nchunks = max(1, min(N, nchunks))
     dt = xp.dtype
     xh = np.empty((nchunks, Hn * Wn * Cp), dt)
-    V = np.zeros((nchunks, a * a * P7 * Cp + QB), dt)     # (+QB: see _products)
+    V = np.zeros((nchunks, a * a * P7 * Cp + QB), dt)     # (+QB: see _weight_products)
     dh = np.empty((nchunks, 2 * TH * 2 * TW * Fq), dt)
     DY = np.zeros((nchunks, a * a * P7 * Fq), dt)   # tiles past TH*TW stay zero
     parts = np.zeros((nchunks, a * a, Cp, Fq), dt)
