@@ -177,7 +177,7 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
     try:
         splits = _load_splits(cfg)
         net = Network.build(cfg.model, splits.input_shape, seed=cfg.seed, source=cfg.source)
-        if helper is None:
+        if not cfg.input:   # (with cfg.input, the data's shape is that one: already checked)
             helper = precompile.start(cfg, splits.input_shape)
         reporter = ConsoleReporter(quiet=quiet)
         trainer = Trainer(cfg, net, splits, out_dir, reporter=reporter)

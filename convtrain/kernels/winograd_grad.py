@@ -289,11 +289,11 @@ def winograd_backward(xp, dout, relu_out, relu, w, dw, db, dx, top, left, nchunk
     (through a fused ReLU whose output is relu_out when `relu`; pass dout and False otherwise).
     The data gradient is the transpose of the forward's Winograd form, sharing dout's transform
     with the weight gradient: dx = crop(sum_tiles BT^T [sum_f U[f] * (GD dy GD^T)[f]] BT).
-    Parallel over `nchunks` chunks of the batch."""
-    F, C, r, _ = w.shape
+    w is only read for dx (pass None without it). Parallel over `nchunks` chunks of the batch."""
+    r = dw.shape[2]
     if dx is None:
-        U2 = np.zeros((1, 1, 1), w.dtype)
-        dx = np.zeros((0, 1, 1, 1), w.dtype)
+        U2 = np.zeros((1, 1, 1), dw.dtype)
+        dx = np.zeros((0, 1, 1, 1), dw.dtype)
     else:
         U2 = transform_weights(np.ascontiguousarray(w.transpose(1, 0, 2, 3)))
     total, dbs = _backward(xp, dout, relu_out, relu, r, U2, dx, top, left, nchunks)
@@ -303,4 +303,4 @@ def winograd_backward(xp, dout, relu_out, relu, w, dw, db, dx, top, left, nchunk
 
 def winograd_weight_gradient(xp, dout, relu_out, relu, dw, db, nchunks):
     """winograd_backward without the data gradient (the weights are not needed for it)."""
-    winograd_backward(xp, dout, relu_out, relu, dw, dw, db, None, 0, 0, nchunks)
+    winograd_backward(xp, dout, relu_out, relu, None, dw, db, None, 0, 0, nchunks)
