@@ -1,0 +1,1 @@
+"""The network: layers, their kernels, the loss."""

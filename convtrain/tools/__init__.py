@@ -1,0 +1,1 @@
+"""Tools built on training and inference: gradcheck, lr-search, doctor, predict, viz."""
