@@ -17,7 +17,7 @@ def check(path: str, batch: int = 16) -> dict:
     import torch.nn.functional as F
 
     from convtrain import config as configmod
-    from convtrain.network import Network
+    from convtrain.nn.network import Network
 
     from . import torch_nets as tn
 

@@ -16,9 +16,9 @@ import convtrain  # noqa: F401  (sets OPENBLAS_NUM_THREADS before numpy loads)
 import numba
 import numpy as np
 
-from convtrain.kernels import conv as KC
-from convtrain.layers.conv import Conv2D, ConvSpec
-from convtrain.layers.local import LocallyConnected, LocalSpec
+from convtrain.nn.kernels import conv as KC
+from convtrain.nn.layers.conv import Conv2D, ConvSpec
+from convtrain.nn.layers.local import LocallyConnected, LocalSpec
 
 SHAPES = [  # C, H, W, F, K, pad
     (1, 28, 28, 6, 5, 2),

@@ -213,7 +213,7 @@ def net_info(name: str) -> dict:
     import numpy as np
 
     from convtrain import config as configmod
-    from convtrain.network import Network
+    from convtrain.nn.network import Network
 
     from . import torch_nets
 

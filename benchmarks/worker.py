@@ -69,8 +69,8 @@ class ConvtrainSide:
         import numpy as np
 
         from convtrain import config as configmod
-        from convtrain.network import Network
-        from convtrain.optim import init_velocities
+        from convtrain.nn.network import Network
+        from convtrain.train.optim import init_velocities
 
         numba.set_num_threads(THREADS)
         self.np = np
@@ -95,7 +95,7 @@ class ConvtrainSide:
         return self.data[b]
 
     def train(self, b, steps):
-        from convtrain.optim import sgd_step
+        from convtrain.train.optim import sgd_step
         np = self.np
         net, cfg = self.net, self.cfg
         data = self.batches(b)
@@ -123,8 +123,8 @@ class ConvtrainSide:
 
     def profile(self, b, reps):
         """Per-layer forward and backward wall times of the training step."""
-        from convtrain.loss import softmax_cross_entropy
-        from convtrain.optim import sgd_step
+        from convtrain.nn.loss import softmax_cross_entropy
+        from convtrain.train.optim import sgd_step
         net = self.net
         data = self.batches(b)
         L = len(net.layers)

@@ -1,3 +1,3 @@
-from convtrain.cli import main
+from .cli import main
 
 main()

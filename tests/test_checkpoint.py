@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from convtrain import checkpoint as ckpt
+from convtrain.train import checkpoint as ckpt
 from convtrain.errors import CheckpointError
 
 META = {"config": "model: [dense: 2]", "epoch": 1, "step": 10}

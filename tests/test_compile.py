@@ -4,11 +4,11 @@ import pkgutil
 
 import numpy as np
 
-import convtrain.kernels
+import convtrain.nn.kernels
 from convtrain import config as configmod
 from convtrain import data as datamod
-from convtrain.network import Network
-from convtrain.trainer import Trainer
+from convtrain.nn.network import Network
+from convtrain.train.trainer import Trainer
 
 from compile_checks import signature_counts
 from synthetic import write_config
@@ -30,10 +30,10 @@ EVERYTHING = """\
 
 
 def all_signature_counts():
-    """signature_counts over every module of convtrain.kernels, keyed "module.kernel"."""
+    """signature_counts over every module of convtrain.nn.kernels, keyed "module.kernel"."""
     counts = {}
-    for info in pkgutil.iter_modules(convtrain.kernels.__path__):
-        mod = importlib.import_module(f"convtrain.kernels.{info.name}")
+    for info in pkgutil.iter_modules(convtrain.nn.kernels.__path__):
+        mod = importlib.import_module(f"convtrain.nn.kernels.{info.name}")
         counts.update({f"{info.name}.{k}": n for k, n in signature_counts(mod).items()})
     return counts
 

@@ -13,8 +13,8 @@ import pytest
 
 from convtrain import config as C
 from convtrain.errors import ConfigError
-from convtrain.layers.common import LayerCommon
-from convtrain.spec import option, padding, pair
+from convtrain.nn.layers.common import LayerCommon
+from convtrain.config.spec import option, padding, pair
 
 
 # --- a fake registry that mirrors the real layer specs' keys ---------------------------------
@@ -59,7 +59,7 @@ FAKE_TYPES = {cls.type: cls for cls in [
     _fake("dropout", FakeDropoutSpec, "rate")]}
 
 try:   # the real registry once every layer module has landed; the fake until then
-    from convtrain.layers.registry import LAYER_TYPES as REAL_TYPES
+    from convtrain.nn.layers.registry import LAYER_TYPES as REAL_TYPES
 except ImportError:
     REAL_TYPES = None
 TYPES = REAL_TYPES if REAL_TYPES is not None else FAKE_TYPES
@@ -83,7 +83,7 @@ def spec_of(layer, key):
 
 def test_import_does_not_load_the_registry():
     code = ("import sys, convtrain.config; "
-            "sys.exit(1 if 'convtrain.layers.registry' in sys.modules else 0)")
+            "sys.exit(1 if 'convtrain.nn.layers.registry' in sys.modules else 0)")
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
 

@@ -4,12 +4,12 @@ import pytest
 import ref_conv as R
 
 from convtrain.errors import ShapeError
-from convtrain.kernels import conv as KC
-from convtrain.kernels import local as KL
-from convtrain.layers.base import resolve_padding
-from convtrain.layers.conv import Conv2D, ConvSpec, slack_rows
-from convtrain.layers.local import LocallyConnected, LocalSpec
-from convtrain.spec import SpecError, build_spec
+from convtrain.nn.kernels import conv as KC
+from convtrain.nn.kernels import local as KL
+from convtrain.nn.layers.base import resolve_padding
+from convtrain.nn.layers.conv import Conv2D, ConvSpec, slack_rows
+from convtrain.nn.layers.local import LocallyConnected, LocalSpec
+from convtrain.config.spec import SpecError, build_spec
 
 LAYERS = {"conv": (Conv2D, ConvSpec, R.conv2d, R.conv2d_backward),
           "local": (LocallyConnected, LocalSpec, R.local2d, R.local2d_backward)}

@@ -14,7 +14,7 @@ import pytest
 
 from convtrain import data as D
 from convtrain.errors import DataError
-from convtrain.kernels import data as K
+from convtrain.data import kernels as K
 
 NS = types.SimpleNamespace
 FMNIST = "/usr/share/datasets/fashion-mnist"

@@ -7,12 +7,12 @@ import pytest
 from click.testing import CliRunner
 
 from convtrain import config as configmod
-from convtrain import doctor
+from convtrain.tools import doctor
 from convtrain.cli import main
-from convtrain.gradcheck import TensorCheck
-from convtrain.layers.activation import ReLU
-from convtrain.layers.registry import LAYER_TYPES
-from convtrain.network import Network
+from convtrain.tools.gradcheck import TensorCheck
+from convtrain.nn.layers.activation import ReLU
+from convtrain.nn.layers.registry import LAYER_TYPES
+from convtrain.nn.network import Network
 
 from conftest import needs_fmnist
 from synthetic import write_config

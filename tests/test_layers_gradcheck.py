@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from convtrain.gradcheck import check_layer
-from convtrain.layers.registry import LAYER_TYPES
-from convtrain.spec import build_spec
+from convtrain.tools.gradcheck import check_layer
+from convtrain.nn.layers.registry import LAYER_TYPES
+from convtrain.config.spec import build_spec
 
 # type -> list of (spec options, per-sample input shape). Every registered type needs an entry.
 EXAMPLES = {

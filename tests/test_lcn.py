@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 import ref_pool as ref
 from compile_checks import assert_layers_compile_once
 from convtrain.errors import ShapeError
-from convtrain.kernels import lcn as kernels
-from convtrain.layers.lcn import LCN, DivisiveNorm, SubtractiveNorm, window_1d
-from convtrain.spec import SpecError, build_spec, spec_to_dict
+from convtrain.nn.kernels import lcn as kernels
+from convtrain.nn.layers.lcn import LCN, DivisiveNorm, SubtractiveNorm, window_1d
+from convtrain.config.spec import SpecError, build_spec, spec_to_dict
 
 LAYERS = [SubtractiveNorm, DivisiveNorm, LCN]
 

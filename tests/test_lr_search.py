@@ -2,7 +2,7 @@ import numpy as np
 
 from convtrain import config as configmod
 from convtrain import data as datamod
-from convtrain import lr_search
+from convtrain.tools import lr_search
 
 from synthetic import write_config
 

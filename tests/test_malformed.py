@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from synthetic import images, write_config, write_dataset
 
-from convtrain import checkpoint as ckpt
+from convtrain.train import checkpoint as ckpt
 from convtrain.cli import main
 
 
@@ -494,7 +494,7 @@ def test_predict_an_image_with_a_vector_model(tmp_path):
     from PIL import Image
 
     from convtrain import config as configmod
-    from convtrain.network import Network
+    from convtrain.nn.network import Network
     text = "input: [64]\nmodel: [dense: 4]\n"
     net = Network.build(configmod.loads(text).model, (64,))
     ckpt.save(str(tmp_path / "v.npz"), state=net.state_dict(), meta={

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from convtrain import config as configmod
 from convtrain.errors import ShapeError
-from convtrain.gradcheck import check_network
-from convtrain.network import Network
+from convtrain.tools.gradcheck import check_network
+from convtrain.nn.network import Network
 
 IMAGE_LAYERS = [
     "- conv: {filters: 3, size: 3, pad: 1}",
@@ -75,7 +75,7 @@ def test_every_layer_type_in_one_net():
     results = check_network(net, rng.standard_normal((2, 3, 10, 12)), rng.integers(0, 4, 2), limit=10)
     assert all(r.max_rel_error < 1e-6 for r in results), results
     types = {l.type for l in net.layers}
-    from convtrain.layers.registry import LAYER_TYPES
+    from convtrain.nn.layers.registry import LAYER_TYPES
     assert types == set(LAYER_TYPES)
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from convtrain.kernels.elementwise import sgd_update
+from convtrain.nn.kernels.elementwise import sgd_update
 
 
 def reference(w, g, v, lr, mu, nesterov, wd, l1):

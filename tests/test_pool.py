@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 import ref_pool as ref
 from compile_checks import assert_layers_compile_once
 from convtrain.errors import ShapeError
-from convtrain.kernels import pool as kernels
-from convtrain.layers.pool import AvgPool, ChannelPool, L2Pool, MaxPool
-from convtrain.spec import SpecError, build_spec, spec_to_dict
+from convtrain.nn.kernels import pool as kernels
+from convtrain.nn.layers.pool import AvgPool, ChannelPool, L2Pool, MaxPool
+from convtrain.config.spec import SpecError, build_spec, spec_to_dict
 
 POOLS = {"max": MaxPool, "avg": AvgPool, "l2": L2Pool}
 

@@ -3,9 +3,9 @@ finished run so that a warm start starts no process, and never gets in fit's way
 import numpy as np
 
 from convtrain import config as configmod
-from convtrain import precompile
-from convtrain.kernels.winograd import use_backward
-from convtrain.network import Network
+from convtrain.tools import precompile
+from convtrain.nn.kernels.winograd import use_backward
+from convtrain.nn.network import Network
 
 from synthetic import write_config
 
@@ -82,4 +82,4 @@ def test_start_and_stop_a_real_helper(tmp_path, monkeypatch):
     assert proc is not None
     precompile.stop(proc)
     assert proc.poll() is not None
-    np.testing.assert_equal(proc.args[1:3], ["-m", "convtrain.precompile"])
+    np.testing.assert_equal(proc.args[1:3], ["-m", "convtrain.tools.precompile"])

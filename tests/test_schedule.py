@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from convtrain.schedule import factor
+from convtrain.train.schedules import factor
 
 
 def sched(**kw):

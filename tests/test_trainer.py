@@ -9,12 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from convtrain import checkpoint as ckpt
+from convtrain.train import checkpoint as ckpt
 from convtrain import config as configmod
 from convtrain import data as datamod
 from convtrain.errors import DivergenceError
-from convtrain.network import Network
-from convtrain.trainer import Interrupted, SilentReporter, Trainer
+from convtrain.nn.network import Network
+from convtrain.train.trainer import Interrupted, SilentReporter, Trainer
 
 from synthetic import write_config
 

@@ -7,13 +7,13 @@ import pytest
 from click.testing import CliRunner
 
 from convtrain import config as configmod
-from convtrain import viz
+from convtrain.tools import viz
 from convtrain.cli import main
 from convtrain.errors import DataError
-from convtrain.evaluate import evaluate
-from convtrain.network import Network
-from convtrain.predict import brightness_note, load_image, top_k
-from convtrain.restore import load_for_inference
+from convtrain.train.evaluate import evaluate
+from convtrain.nn.network import Network
+from convtrain.tools.predict import brightness_note, load_image, top_k
+from convtrain.tools.restore import load_for_inference
 
 from synthetic import write_config
 

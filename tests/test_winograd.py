@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import ref_conv as R
 
-from convtrain.kernels import conv as KC
-from convtrain.kernels import winograd as W
-from convtrain.kernels import winograd_grad as WG
-from convtrain.layers.conv import Conv2D, ConvSpec, data_gradient, slack_rows
-from convtrain.spec import build_spec
+from convtrain.nn.kernels import conv as KC
+from convtrain.nn.kernels import winograd as W
+from convtrain.nn.kernels import winograd_grad as WG
+from convtrain.nn.layers.conv import Conv2D, ConvSpec, data_gradient, slack_rows
+from convtrain.config.spec import build_spec
 
 
 @pytest.mark.parametrize("r", W.SIZES)

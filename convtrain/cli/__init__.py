@@ -37,7 +37,7 @@ def handle_errors(fn):
     """ConvtrainError -> one `Error:` line and exit 1; Ctrl-C outside training -> exit 130."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .errors import ConvtrainError
+        from ..errors import ConvtrainError
         try:
             return fn(*args, **kwargs)
         except ConvtrainError as e:
@@ -67,7 +67,7 @@ def main():
 # --- helpers shared by commands ---------------------------------------------------------------
 
 def _load_config(path, **overrides):
-    from . import config as configmod
+    from .. import config as configmod
     cfg = configmod.load(path)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return configmod.with_overrides(cfg, **overrides) if overrides else cfg
@@ -78,18 +78,18 @@ def _input_shape(cfg, splits=None):
         return tuple(cfg.input)
     if splits is not None:
         return tuple(splits.input_shape)
-    from . import data as datamod
+    from .. import data as datamod
     return tuple(datamod.load(cfg.data, seed=cfg.seed).input_shape)
 
 
 def _load_splits(cfg):
-    from . import data as datamod
+    from .. import data as datamod
     return datamod.load(cfg.data, seed=cfg.seed, input_shape=cfg.input)
 
 
 def _prepare_run_dir(out_dir: str, resume: str | None, fresh: bool) -> str | None:
     """-> the checkpoint to resume from, or None. Never silently overwrites an earlier run."""
-    from .errors import ConvtrainError
+    from ..errors import ConvtrainError
     last = os.path.join(out_dir, "last.npz")
     holds_run = os.path.exists(last) or os.path.exists(os.path.join(out_dir, "metrics.jsonl"))
     if resume and resume != "auto":
@@ -126,7 +126,7 @@ RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "last.npz", "best.np
 
 def _check_own_config(out_dir: str, config_path: str) -> None:
     """`fit` writes <out>/config.yaml: refuse when that is the user's own config file."""
-    from .errors import ConvtrainError
+    from ..errors import ConvtrainError
     own = os.path.join(out_dir, "config.yaml")
     if not (os.path.isfile(own) and os.path.exists(config_path) and os.path.samefile(own, config_path)):
         return
@@ -152,12 +152,12 @@ def _check_own_config(out_dir: str, config_path: str) -> None:
 @handle_errors
 def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
     """Train the network a config describes; checkpoints go to the run folder."""
-    from . import checkpoint as ckpt
-    from . import config as configmod
-    from . import precompile
+    from ..train import checkpoint as ckpt
+    from .. import config as configmod
+    from ..tools import precompile
     from .console import ConsoleReporter
-    from .network import Network
-    from .trainer import Interrupted, Trainer
+    from ..nn.network import Network
+    from ..train.trainer import Interrupted, Trainer
 
     if out is not None and not out.strip():
         raise click.BadParameter("must not be empty", param_hint="--out")
@@ -208,9 +208,9 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
 
 
 def _maybe_plot(out_dir):
-    from .errors import ConvtrainError
+    from ..errors import ConvtrainError
     try:
-        from . import viz
+        from ..tools import viz
     except ImportError:
         return
     try:
@@ -235,13 +235,13 @@ def _maybe_plot(out_dir):
 def eval_(checkpoint_path, split, data_path, as_json):
     """Loss, accuracy, per-class accuracy and confusion matrix of a checkpoint."""
     from .console import table
-    from .evaluate import evaluate
-    from .restore import load_for_inference
+    from ..train.evaluate import evaluate
+    from ..tools.restore import load_for_inference
 
     model = load_for_inference(checkpoint_path, data_path=data_path, need_data=True)
     dataset = getattr(model.splits, split)
     if len(dataset.y) == 0:
-        from .errors import DataError
+        from ..errors import DataError
         why = " (the config's data.validation is 0)" if split == "val" else ""
         raise DataError(f"{checkpoint_path}: the {split} split of its data set is empty{why}")
     res = evaluate(model.net, dataset, model.mean, model.std, num_classes=len(model.classes))
@@ -272,7 +272,7 @@ def eval_(checkpoint_path, split, data_path, as_json):
 def summary(config_path, as_json):
     """Per-layer output shapes, parameters, FLOPs and activation memory (no training)."""
     from .console import fmt_bytes, fmt_flops, fmt_int, table
-    from .network import Network
+    from ..nn.network import Network
 
     cfg = _load_config(config_path)
     shape = _input_shape(cfg)
@@ -312,7 +312,7 @@ def summary(config_path, as_json):
 def gradcheck(config_path, batch, tol, seed, samples):
     """Compare back-propagated gradients with finite differences (float64)."""
     from .console import table
-    from .gradcheck import run_config_gradcheck
+    from ..tools.gradcheck import run_config_gradcheck
 
     cfg = _load_config(config_path)
     results = run_config_gradcheck(cfg, _input_shape(cfg), batch=batch, seed=seed, samples=samples)
@@ -343,8 +343,8 @@ def gradcheck(config_path, batch, tol, seed, samples):
 @handle_errors
 def lr_search(config_path, subset, start, min_lr, steps, epochs, write_path):
     """Find a learning rate: start large, halve until the loss goes down (Bottou 2012)."""
-    from . import config as configmod
-    from . import lr_search as search_mod
+    from .. import config as configmod
+    from ..tools import lr_search as search_mod
     from .console import table
 
     if min_lr > start:
@@ -405,7 +405,7 @@ def doctor(config_path, subset, steps, lr_check, verbose, as_json):
     """
     import time
 
-    from . import doctor as doc
+    from ..tools import doctor as doc
 
     cfg = _load_config(config_path)
     checks = []
@@ -476,7 +476,7 @@ def _echo_check(check, verbose):
 
 def _viz():
     try:
-        from . import viz
+        from ..tools import viz
         import matplotlib  # noqa: F401
         import PIL  # noqa: F401
     except ImportError:
@@ -521,7 +521,7 @@ def show(checkpoint_path, filters, feature_index, layer, split, data_path, out):
     if filters == (feature_index is not None):
         raise click.UsageError("pass exactly one of --filters or --features INDEX")
     viz = _viz()
-    from .restore import load_for_inference
+    from ..tools.restore import load_for_inference
     folder = os.path.dirname(os.path.abspath(checkpoint_path))
     if filters:
         model = load_for_inference(checkpoint_path)
@@ -534,9 +534,9 @@ def show(checkpoint_path, filters, feature_index, layer, split, data_path, out):
         click.echo(f"{info['layer']}: {what}; gray = 0, white > 0, black < 0")
         click.echo(f"wrote {path} ({info['size'][0]}x{info['size'][1]})")
         return
-    from . import data as datamod
-    from .loss import softmax
-    from .predict import split_examples
+    from .. import data as datamod
+    from ..nn.loss import softmax
+    from ..tools.predict import split_examples
     model = load_for_inference(checkpoint_path, data_path=data_path, need_data=True)
     x_raw, y = split_examples(model, split, [feature_index])
     x = datamod.normalize(x_raw, model.mean, model.std)
@@ -575,8 +575,8 @@ def predict(checkpoint_path, images, split, indices, top, invert, data_path, as_
     """
     import numpy as np
 
-    from .predict import brightness_note, load_image, probabilities, split_examples, top_k
-    from .restore import load_for_inference
+    from ..tools.predict import brightness_note, load_image, probabilities, split_examples, top_k
+    from ..tools.restore import load_for_inference
 
     if images and indices:
         raise click.UsageError("pass image files or --index, not both")

@@ -63,8 +63,8 @@ from typing import Any, Iterator, Mapping
 
 import yaml
 
-from .errors import ConfigError
-from .layers.common import COMMON_KEYS, LayerCommon
+from ..errors import ConfigError
+from ..nn.layers.common import COMMON_KEYS, LayerCommon
 from .spec import (SpecError, build_spec, check_field, describe, did_you_mean, option,
                    spec_to_dict)
 
@@ -733,7 +733,7 @@ def parse_model(raw, *, layer_types: Mapping[str, Any] | None = None, source: st
     to the registry, imported here so that this module loads without the layer modules.
     """
     if layer_types is None:
-        from .layers.registry import LAYER_TYPES as layer_types
+        from ..nn.layers.registry import LAYER_TYPES as layer_types
     ctx = _ctx or _Ctx(source)
     parser = _ModelParser(ctx, layer_types)
     items = parser.items(raw, ("model",))

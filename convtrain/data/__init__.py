@@ -25,8 +25,8 @@ import zlib
 
 import numpy as np
 
-from .errors import DataError
-from .kernels import data as _k
+from ..errors import DataError
+from . import kernels as _k
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 ENV_VAR = "CONVTRAIN_DATA"

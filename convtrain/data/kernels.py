@@ -3,7 +3,7 @@ and the shift / flip augmentation. Images are NCHW with H*W flattened where that
 """
 import numpy as np
 
-from ._jit import pjit, prange
+from ..nn.kernels._jit import pjit, prange
 
 
 @pjit

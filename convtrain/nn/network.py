@@ -6,7 +6,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import ConfigError, DataError, ShapeError
+from ..errors import ConfigError, DataError, ShapeError
 from .kernels.elementwise import sum_abs
 from .layers.activation import ReLU
 from .layers.common import LayerCommon

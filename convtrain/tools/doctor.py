@@ -27,8 +27,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import data as datamod
-from .errors import ConvtrainError
+from .. import data as datamod
+from ..errors import ConvtrainError
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 _RANK = {PASS: 0, WARN: 1, FAIL: 2}
@@ -90,7 +90,7 @@ def run(cfg, *, subset: int = 64, steps: int = 300, lr: bool = False, lr_subset:
         tuple(splits.input_shape) if splits is not None else None)
     if input_shape is not None:
         # a model that does not fit its input or its labels is a config error, not four FAILs
-        from .network import Network
+        from ..nn.network import Network
         shell = Network.build(cfg.model, input_shape, allocate=False, source=cfg.source)
         if splits is not None:
             shell.require_labels(splits)
@@ -146,7 +146,7 @@ def check_gradients(cfg, input_shape, state: dict | None = None, *, batch: int =
                     samples: int = 20) -> Check:
     """Finite differences against backprop on a float64 copy of the net (random inputs)."""
     from .gradcheck import run_config_gradcheck
-    from .network import Network
+    from ..nn.network import Network
 
     results = run_config_gradcheck(cfg, input_shape, batch=batch, seed=cfg.seed, samples=samples)
     worst = max(results, key=lambda r: r.max_rel_error)
@@ -203,7 +203,7 @@ def _gradcheck_default_init(cfg, input_shape, *, batch: int, samples: int):
     import dataclasses
 
     from .gradcheck import check_network
-    from .network import Network
+    from ..nn.network import Network
 
     model = [dataclasses.replace(lc, common=dataclasses.replace(lc.common, init=None))
              for lc in cfg.model]
@@ -237,8 +237,8 @@ def _suspect_layers(net, results) -> list[str]:
 
 def check_init(cfg, splits, *, batch: int = 64) -> Check:
     """Forward and backward one real batch through the freshly initialised float32 net."""
-    from .loss import softmax_cross_entropy
-    from .network import Network
+    from ..nn.loss import softmax_cross_entropy
+    from ..nn.network import Network
 
     net = Network.build(cfg.model, splits.input_shape, seed=cfg.seed, source=cfg.source)
     n = min(batch, len(splits.train.y))
@@ -340,9 +340,9 @@ def _activation_stats(layer, h: np.ndarray) -> dict:
 def check_overfit(cfg, splits, *, subset: int = 64, steps: int = 300,
                   state: dict | None = None) -> Check:
     """Train a fresh net on the first `subset` training images until none is misclassified."""
-    from .evaluate import loss_and_wrong
-    from .network import Network
-    from .optim import init_velocities, sgd_step
+    from ..train.evaluate import loss_and_wrong
+    from ..nn.network import Network
+    from ..train.optim import init_velocities, sgd_step
 
     n = min(subset, len(splits.train.y))
     x = datamod.normalize(splits.train.x[:n], splits.mean, splits.std)
@@ -423,7 +423,7 @@ def check_overfit(cfg, splits, *, subset: int = 64, steps: int = 300,
 
 def check_cost(cfg, input_shape, splits=None, state: dict | None = None) -> Check:
     """Where the parameters and the FLOPs are; an estimate of the epoch time when measured."""
-    from .network import Network
+    from ..nn.network import Network
 
     net = Network.build(cfg.model, input_shape, allocate=False, source=cfg.source)
     rows = net.summary_rows()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .loss import softmax_cross_entropy
+from ..nn.loss import softmax_cross_entropy
 
 
 @dataclass
@@ -120,7 +120,7 @@ def check_network(net, x: np.ndarray, y: np.ndarray, *, seed: int = 0, limit: in
 
 def run_config_gradcheck(cfg, input_shape, *, batch: int = 2, seed: int = 0, samples: int = 20):
     """Build the configured network in float64 on random inputs and check all of it."""
-    from .network import Network
+    from ..nn.network import Network
     net = Network.build(cfg.model, input_shape, dtype=np.float64, seed=seed, source=cfg.source)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch,) + tuple(input_shape))

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import data as datamod
-from .errors import ConvtrainError
-from .evaluate import loss_and_wrong
-from .network import Network
-from .optim import init_velocities, sgd_step
+from .. import data as datamod
+from ..errors import ConvtrainError
+from ..train.evaluate import loss_and_wrong
+from ..nn.network import Network
+from ..train.optim import init_velocities, sgd_step
 
 
 @dataclass

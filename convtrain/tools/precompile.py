@@ -12,7 +12,7 @@ A marker in the cache folder, named after the network, the package versions and 
 source files, records a finished helper run, so a warm start starts no process. Errors in the
 helper are ignored: `fit` compiles anything it missed.
 
-    python -m convtrain.precompile CONFIG.yaml C H W
+    python -m convtrain.tools.precompile CONFIG.yaml C H W
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import tempfile
 def _cache_dir() -> str:
     import numba
 
-    from .kernels import _jit   # noqa: F401  (it may point numba at a writable fallback folder)
+    from ..nn.kernels import _jit   # noqa: F401  (it may point numba at a writable fallback folder)
     if numba.config.CACHE_DIR:
         return numba.config.CACHE_DIR
     return os.path.join(os.path.dirname(os.path.abspath(_jit.__file__)), "__pycache__")
@@ -37,8 +37,8 @@ def _marker(cfg, input_shape) -> str:
     source (a changed kernel invalidates numba's cache entries, so the marker too)."""
     import numba
 
-    from . import __version__
-    from . import kernels
+    from .. import __version__
+    from ..nn import kernels
     h = hashlib.sha1()
     h.update(repr(([(lc.type, lc.spec) for lc in cfg.model], tuple(input_shape),
                    __version__, numba.__version__)).encode())
@@ -53,7 +53,7 @@ def _marker(cfg, input_shape) -> str:
 def start(cfg, input_shape) -> subprocess.Popen | None:
     """Start the helper for this network unless a finished run's marker says the cache is warm.
     Returns the process (pass it to `stop`) or None."""
-    from . import config as configmod
+    from .. import config as configmod
     try:
         if os.path.exists(_marker(cfg, input_shape)):
             return None
@@ -61,7 +61,7 @@ def start(cfg, input_shape) -> subprocess.Popen | None:
         with os.fdopen(fd, "w") as f:
             f.write(configmod.dump(cfg))
         return subprocess.Popen(
-            [sys.executable, "-m", "convtrain.precompile", path, *map(str, input_shape)],
+            [sys.executable, "-m", "convtrain.tools.precompile", path, *map(str, input_shape)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)   # Ctrl-C reaches `fit` only; `fit` stops the helper
     except OSError:
@@ -100,8 +100,8 @@ def compile_in_reverse(net) -> None:
 def main(argv: list[str]) -> int:
     path, shape = argv[0], tuple(int(v) for v in argv[1:])
     try:
-        from . import config as configmod
-        from .network import Network
+        from .. import config as configmod
+        from ..nn.network import Network
         cfg = configmod.load(path)
         net = Network.build(cfg.model, shape, seed=cfg.seed, source=cfg.source)
         compile_in_reverse(net)

@@ -16,8 +16,8 @@ import os
 
 import numpy as np
 
-from .errors import DataError
-from .loss import softmax
+from ..errors import DataError
+from ..nn.loss import softmax
 
 
 def load_image(path: str, input_shape, *, invert: bool = False) -> np.ndarray:
@@ -77,7 +77,7 @@ def brightness_note(image: np.ndarray, train_mean) -> str | None:
 def probabilities(model, x_raw: np.ndarray) -> np.ndarray:
     """(N, K) class probabilities of raw images (N, C, H, W) (uint8 or float, as stored),
     normalised the way `eval` does."""
-    from .evaluate import predict_logits
+    from ..train.evaluate import predict_logits
     logits = predict_logits(model.net, x_raw, model.mean, model.std)
     return softmax(logits)
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import checkpoint as ckpt
-from . import config as configmod
-from .errors import CheckpointError, ConfigError, DataError
+from ..train import checkpoint as ckpt
+from .. import config as configmod
+from ..errors import CheckpointError, ConfigError, DataError
 
 
 @dataclass
@@ -48,7 +48,7 @@ def load_for_inference(path: str, *, data_path: str | None = None, need_data: bo
     if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std >= 0).all()):
         raise CheckpointError(f"{path}: malformed metadata: the normalisation mean and std must be "
                               "finite, the std >= 0")
-    from .network import Network
+    from ..nn.network import Network
     try:
         net = Network.build(cfg.model, input_shape, seed=cfg.seed, source=path)
     except ConfigError as e:
@@ -61,7 +61,7 @@ def load_for_inference(path: str, *, data_path: str | None = None, need_data: bo
     classes += [str(i) for i in range(len(classes), outputs)]   # a name for every output
     splits = None
     if need_data:
-        from . import data as datamod
+        from .. import data as datamod
         data_cfg = cfg.data
         if data_path is not None:
             data_cfg = dataclasses.replace(data_cfg, path=data_path)

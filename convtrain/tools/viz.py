@@ -34,7 +34,7 @@ import os
 
 import numpy as np
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 PAD = 2
 FRAME = (36, 36, 56)          # colour between tiles
@@ -241,7 +241,7 @@ def pick_filter_layer(net, name: str | None):
                 raise ConfigError(f"layer {name} ({layer.type}) has no filters to show; layers "
                                   f"with filters: {known}")
             return layer
-    from .spec import did_you_mean
+    from ..config.spec import did_you_mean
     raise ConfigError(f"no layer named {name!r}; {did_you_mean(name, [l.name for l in net.layers])}")
 
 
@@ -308,7 +308,7 @@ def save_feature_maps(net, x: np.ndarray, out: str, *, title: str = "",
         known = [m[0] for m in maps]
         unknown = [n for n in layers if n not in known]
         if unknown:
-            from .spec import did_you_mean
+            from ..config.spec import did_you_mean
             raise ConfigError(f"no image-shaped output named {unknown[0]!r}; "
                               f"{did_you_mean(unknown[0], known)}")
         maps = [m for m in maps if m[0] == "input" or m[0] in layers]

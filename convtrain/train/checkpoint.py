@@ -16,7 +16,7 @@ import zipfile
 
 import numpy as np
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 FORMAT = "convtrain-checkpoint"
 VERSION = 1

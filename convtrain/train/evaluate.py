@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import data as datamod
-from .errors import DataError
-from .loss import softmax_cross_entropy
+from .. import data as datamod
+from ..errors import DataError
+from ..nn.loss import softmax_cross_entropy
 
 
 def predict_logits(net, x_raw: np.ndarray, mean, std, batch_size: int = 512) -> np.ndarray:

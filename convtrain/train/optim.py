@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels.elementwise import sgd_update
+from ..nn.kernels.elementwise import sgd_update
 
 
 def init_velocities(network) -> dict[str, np.ndarray]:

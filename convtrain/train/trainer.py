@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import checkpoint as ckpt
-from . import config as configmod
-from . import data as datamod
-from . import schedule
-from .errors import CheckpointError, DivergenceError
+from .. import config as configmod
+from .. import data as datamod
+from . import schedules as schedule
+from ..errors import CheckpointError, DivergenceError
 from .evaluate import evaluate
 from .optim import init_velocities, sgd_step
 

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from ..errors import ShapeError
+from ...errors import ShapeError
 
 
 class Layer:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..spec import option
+from ...config.spec import option
 from .base import Layer
 
 

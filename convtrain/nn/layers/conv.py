@@ -17,11 +17,11 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from ..errors import ShapeError
+from ...errors import ShapeError
 from ..kernels import conv as K
 from ..kernels import winograd
 from ..kernels.winograd_grad import winograd_backward, winograd_weight_gradient
-from ..spec import option, padding, pair
+from ...config.spec import option, padding, pair
 from .base import Layer, _fit_hint, conv_out_size, resolve_padding
 
 

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..spec import option
+from ...config.spec import option
 from .base import Layer
 
 

@@ -39,9 +39,9 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from ..errors import ShapeError
+from ...errors import ShapeError
 from ..kernels import lcn as K
-from ..spec import option
+from ...config.spec import option
 from .base import Layer
 
 

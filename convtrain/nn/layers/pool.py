@@ -33,9 +33,9 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from ..errors import ShapeError
+from ...errors import ShapeError
 from ..kernels import pool as K
-from ..spec import option, pair, padding
+from ...config.spec import option, pair, padding
 from .base import Layer, conv_out_size
 
 
