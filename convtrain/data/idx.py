@@ -163,11 +163,14 @@ def _find_idx(folder: str, stem: str) -> str | None:
     return None
 
 
+def _four_files() -> str:
+    return ", ".join(f"{n}[.gz]" for n in IDX_FILES.values())
+
+
 def _install_hint() -> str:
-    names = ", ".join(f"{n}[.gz]" for n in IDX_FILES.values())
     return (f"install it with `apt-get install dataset-fashion-mnist` (Debian), or set data.path "
             f"or the {ENV_VAR} environment variable to a folder holding the four IDX files "
-            f"({names})")
+            f"({_four_files()})")
 
 
 def read_fashion_mnist(data) -> RawData:
@@ -189,9 +192,9 @@ def _folder(data, default: str | None) -> tuple[str, str]:
         return os.path.expanduser(env), f"${ENV_VAR}"
     if default is not None:
         return default, "the default folder"
-    names = ", ".join(f"{n}[.gz]" for n in IDX_FILES.values())
     raise DataError(f"dataset {data.dataset} needs a folder: set data.path or the {ENV_VAR} "
-                    f"environment variable to a folder holding the four IDX files ({names})")
+                    f"environment variable to a folder holding the four IDX files "
+                    f"({_four_files()})")
 
 
 def _read_folder(data, label: str, classes: list[str], default: str | None) -> RawData:
