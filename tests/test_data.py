@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from convtrain import data as D
-from convtrain.errors import DataError
+from convtrain.data import idx as idx_reader
 from convtrain.data import kernels as K
+from convtrain.errors import DataError
 
 NS = types.SimpleNamespace
 FMNIST = "/usr/share/datasets/fashion-mnist"
@@ -200,7 +201,7 @@ def test_load_idx_folder(tmp_path, gz):
 def test_fashion_mnist_classes_and_path_precedence(tmp_path, monkeypatch):
     make_idx_folder(tmp_path / "a", ntrain=11)
     make_idx_folder(tmp_path / "b", ntrain=13)
-    monkeypatch.setattr(D, "FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(idx_reader, "FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
     monkeypatch.setenv("CONVTRAIN_DATA", str(tmp_path / "b"))
     s = D.load(cfg("fashion-mnist"), seed=0)
     assert len(s.train) == 13
@@ -213,7 +214,7 @@ def test_fashion_mnist_classes_and_path_precedence(tmp_path, monkeypatch):
 
 def test_missing_folder_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.delenv("CONVTRAIN_DATA", raising=False)
-    monkeypatch.setattr(D, "FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(idx_reader, "FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(DataError) as e:
         D.load(cfg("fashion-mnist"), seed=0)
     msg = str(e.value)

@@ -12,10 +12,8 @@ def normalize_gather(x, idx, scale, shift, out):
     -> out (B, C, P) float32: out[b, c, p] = x[idx[b], c, p] * scale[c] + shift[c].
 
     The caller checks 0 <= idx < N (no bounds checks here)."""
-    B = idx.shape[0]
-    C = x.shape[1]
-    P = x.shape[2]
-    for b in prange(B):
+    C, P = x.shape[1], x.shape[2]
+    for b in prange(idx.shape[0]):
         n = idx[b]
         for c in range(C):
             a = scale[c]
@@ -32,9 +30,7 @@ def channel_moments(x, center, out):
     out[n, c] = (sum_p (x - center[c]), sum_p (x - center[c])**2) for sample n.
 
     Per-sample partial sums (the loop writes row n only); the caller reduces over N."""
-    N = x.shape[0]
-    C = x.shape[1]
-    P = x.shape[2]
+    N, C, P = x.shape
     for n in prange(N):
         for c in range(C):
             k = center[c]
@@ -59,10 +55,7 @@ def shift_flip(x, dy, dx, rows, cols, flip, fill, out):
     fill[c]. Then, if flip[n], the row is mirrored left-right:
         out[n, c, i, j] = x[n, c, i - dy, jj - dx] with jj = W - 1 - j if flip else j.
     The caller guarantees the windows map inside x."""
-    N = x.shape[0]
-    C = x.shape[1]
-    H = x.shape[2]
-    W = x.shape[3]
+    N, C, H, W = x.shape
     for n in prange(N):
         r0 = rows[n, 0]
         r1 = rows[n, 1]
