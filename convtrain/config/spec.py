@@ -2,7 +2,7 @@
 
 A spec is a frozen dataclass whose fields are declared with `option(...)`. `build_spec` turns a
 raw mapping (from YAML) into an instance, checking unknown keys (with a did-you-mean), types,
-ranges and choices; a failure raises `SpecError` carrying the key path, which `config.py` turns
+ranges and choices; a failure raises `SpecError` carrying the key path, which `config` turns
 into `file:line: path: message`.
 """
 from __future__ import annotations
@@ -26,9 +26,10 @@ class SpecError(Exception):
 
 def option(default: Any = dataclasses.MISSING, *, min: float | None = None,
            max: float | None = None, min_exclusive: bool = False,
-           choices: tuple | None = None, convert: Callable[[Any], Any] | None = None,
-           doc: str = "") -> Any:
-    """A spec field. `convert(raw) -> value` may raise ValueError(message) for custom forms."""
+           choices: tuple | Callable[[], tuple] | None = None,
+           convert: Callable[[Any], Any] | None = None, doc: str = "") -> Any:
+    """A spec field. `convert(raw) -> value` may raise ValueError(message) for custom forms;
+    `choices` is a tuple, or a function returning one (a registry read when a config is)."""
     meta = dict(min=min, max=max, min_exclusive=min_exclusive, choices=choices,
                 convert=convert, doc=doc)
     if isinstance(default, (list, dict, set)):
@@ -37,10 +38,9 @@ def option(default: Any = dataclasses.MISSING, *, min: float | None = None,
 
 
 def did_you_mean(word: str, known) -> str:
+    """"known: a, b, c; did you mean 'x'?" (sorted; the question only when one is close)."""
     known = sorted(str(k) for k in known)
-    close = difflib.get_close_matches(str(word), known, n=1, cutoff=0.6)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"known: {', '.join(known)}{hint}"
+    return f"known: {', '.join(known)}{close_match(word, known)}"
 
 
 def describe(value: Any) -> str:
@@ -136,14 +136,21 @@ def check_field(f: dataclasses.Field, value: Any, path: tuple, hints: dict) -> A
             raise SpecError(path, str(e)) from None
     value = _check_scalar(hints[f.name], value, path)
     choices = meta.get("choices")
-    if choices is not None and value not in choices:
-        raise SpecError(path, f"must be one of {', '.join(map(str, choices))}, got {describe(value)}"
-                        + _close(value, choices))
+    if choices is not None:
+        check_choice(value, choices() if callable(choices) else choices, path)
     _check_range(meta, value, path)
     return value
 
 
-def _close(value, choices) -> str:
+def check_choice(value, choices, path: tuple) -> None:
+    """SpecError unless `value` is one of `choices` (listed in their order, with a did-you-mean)."""
+    if value not in choices:
+        raise SpecError(path, f"must be one of {', '.join(map(str, choices))}, got {describe(value)}"
+                        + close_match(value, choices))
+
+
+def close_match(value, choices) -> str:
+    """"; did you mean 'x'?" for the choice closest to `value`, or "" when none is close."""
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
 
@@ -211,7 +218,7 @@ def padding(v) -> tuple | str:
     if isinstance(v, str):
         if v not in ("same", "valid"):
             raise ValueError(f"must be 'same', 'valid', an integer or a list, got {describe(v)}"
-                             + _close(v, ("same", "valid")))
+                             + close_match(v, ("same", "valid")))
         return v
     if isinstance(v, (list, tuple)):
         if len(v) == 2:
