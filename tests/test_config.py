@@ -81,9 +81,9 @@ def spec_of(layer, key):
 
 # --- the module itself -----------------------------------------------------------------------
 
-def test_import_does_not_load_the_registry():
-    code = ("import sys, convtrain.config; "
-            "sys.exit(1 if 'convtrain.nn.layers.registry' in sys.modules else 0)")
+@pytest.mark.parametrize("registry", ["convtrain.nn.layers.registry", "convtrain.train.schedules"])
+def test_import_does_not_load_the_registry(registry):
+    code = f"import sys, convtrain.config; sys.exit(1 if {registry!r} in sys.modules else 0)"
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
 
@@ -105,7 +105,8 @@ def test_defaults():
     assert cfg.optim == C.OptimConfig(lr=0.05, momentum=0.9, nesterov=False, weight_decay=0.0,
                                       l1=0.0, decay_biases=False)
     assert cfg.schedule.type == "exponential" and cfg.schedule.final_factor == 0.001
-    assert cfg.schedule.milestones == ()
+    assert cfg.schedule.warmup_steps == 0
+    assert not hasattr(cfg.schedule, "milestones")      # only the exponential schedule's options
     assert cfg.divergence == C.DivergenceConfig(factor=2.0, max_retries=8, threshold=10.0,
                                                 snapshot_every=50, window=50)
     assert cfg.train == C.TrainConfig(epochs=10, batch_size=128, eval_batch_size=512)
@@ -404,7 +405,8 @@ def test_dump_fills_in_every_default():
     cfg = loads("model: [relu, {dense: 10}]")
     text = C.dump(cfg)
     for key in ("eval_batch_size: 512", "snapshot_every: 50", "every_minutes: 0.0",
-                "inv_gamma: 0.0001", "decay_biases: false", "crop_pad: 0", "layout: nchw"):
+                "decay_biases: false", "crop_pad: 0", "layout: nchw",
+                "schedule: {type: exponential, final_factor: 0.001, warmup_steps: 0}\n"):
         assert key in text
     assert "  - {relu: {}}" in text
     assert "  - {dense: {units: 10" in text
@@ -612,8 +614,8 @@ BAD = [
     ("schedule: {type: cosin}\n" + M, "bad.yaml:1: schedule.type: must be one of constant, step, "
                                       "multistep, exponential, inverse, cosine, poly, got 'cosin'; "
                                       "did you mean 'cosine'?"),
-    ("schedule:\n  milestones: [5, 3]\n" + M,
-     "bad.yaml:2: schedule.milestones: must be strictly increasing, got [5, 3]"),
+    ("schedule:\n  type: multistep\n  milestones: [5, 3]\n" + M,
+     "bad.yaml:3: schedule.milestones: must be strictly increasing, got [5, 3]"),
     ("divergence:\n  factor: 1\n" + M, "bad.yaml:2: divergence.factor: must be > 1.0, got 1.0"),
     ("divergence:\n  max_retries: -1\n" + M, "bad.yaml:2: divergence.max_retries: must be >= 0"),
     ("train:\n  epochs: 0\n" + M, "bad.yaml:2: train.epochs: must be >= 1, got 0"),
