@@ -41,9 +41,9 @@ def parse_schedule(raw: Any, ctx: Context, types: Mapping[str, Any], *,
     if not isinstance(raw, dict):
         raise ctx.error(path, f"must be a mapping of options, got {describe(raw)}")
     name = raw.get("type", DEFAULT_TYPE)
+    if not isinstance(name, str):
+        raise ctx.error(path + ("type",), f"must be a string, got {describe(name)}")
     try:
-        if not isinstance(name, str):
-            raise SpecError(path + ("type",), f"must be a string, got {describe(name)}")
         check_choice(name, tuple(types), path + ("type",))
     except SpecError as e:
         raise ctx.error(e.path, e.message) from None
