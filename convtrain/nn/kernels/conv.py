@@ -39,12 +39,12 @@ iteration (helpers taking arrays called inside hot loops of a parallel region ma
 import numpy as np
 from numba import carray
 
-from ._jit import WIDE_VECTORS, jit, pjit, prange
+from ._jit import jit, pjit, prange, wide_vectors
 from ._stack import element_pointer, stack_pointer
 
 ROUND = 16     # grad-weight: the wide range is rounded up to this many elements
 FB = 8         # forward register tile: filters ...
-PB = 32 if WIDE_VECTORS else 16   # ... x wide positions (two vectors), FB*PB/16 zmm registers
+PB = 32 if wide_vectors() else 16   # ... x wide positions (two vectors of 16 or 8 lanes)
 TILE_SIZE = FB * PB
 RB = 2         # row tile: output rows ...
 VB = PB // RB  # ... x columns (one vector each)
