@@ -10,13 +10,12 @@ t = (c, kh, kw) reads `xf[off[t] + p]` with off[t] = c*Hpa*Wp + kh*Wp + kw. So e
 long contiguous stream over p, whatever C, KH, KW are. The forward is a register micro-kernel:
 a tile of FB filters x PB positions lives in vector registers (a stack array, see _stack.py)
 while the loop runs over all taps, so the only memory traffic per tap is one input vector load
-per PB/16 registers and FB weight broadcasts (~180-200 GFLOP/s with AVX-512 on 2 cores, against
-~110 for the earlier accumulate-in-L1 passes). Where whole output rows fill the vectors better
+per PB/16 registers and FB weight broadcasts. Where whole output rows fill the vectors better
 than the wide runs (OW = 16, 28, 32), the tile covers RB output rows x VB columns instead and
 skips the junk columns; short rows with many filters (8x8 and 14x14 maps) turn the tile around:
 7 or 8 output columns x 32 filters, filters along the lanes and the input broadcast, no junk at
 all. `forward_tiling` picks one per layer shape. The hot loops view the input through raw
-pointers (_stack.py): a clamped slice per tap cost more scalar instructions than the 16 FMAs
+pointers (_stack.py): a clamped slice per tap costs more scalar instructions than the 16 FMAs
 leave issue slots for. A ReLU after the convolution can be applied in the same pass.
 Grad-weight runs over p with 4 filters x 3 taps = 12 running sums (7 streams) that LLVM keeps in
 registers; with many channels a channels-last copy of the input lets it run as the same kind of
@@ -33,8 +32,8 @@ ceil(KH/sh)*ceil(KW/sw)*sh*sw / (KH*KW) more multiply-adds (5x5 stride 2: 1.44x)
 
 Rules followed here (see DESIGN.md): prange only over the axis a loop writes; grad-weight uses
 per-thread partial buffers and a serial reduction; a prange body calls at most one helper per
-iteration (helpers taking arrays called inside hot loops of a parallel region made the kernel
-~20x slower on 2 threads: reference counts of the shared arrays bounce between the cores).
+iteration (a helper that takes arrays, called inside the hot loop of a parallel region, makes
+the reference counts of the shared arrays bounce between the cores).
 """
 import numpy as np
 from numba import carray
@@ -96,7 +95,7 @@ def _fwd_sample(xf, off, wb, bp, acc, T, Lr):
     for p0 in range(0, Lr, PB):
         for f0 in range(0, Fp, FB):
             for i in range(FB):         # zeros (a vector memset); the bias is added at the store:
-                for j in range(PB):     # a tile of per-filter values was set by scalar stores
+                for j in range(PB):     # per-filter values would take scalar stores
                     tile[i, j] = 0
             for t in range(T):
                 xs = carray(element_pointer(xf, off[t] + p0), (PB,))
@@ -152,7 +151,7 @@ def forward_tiling(F, OH, OW, Wp, T):
             cost = rows
     Fq = (F + FV - 1) // FV * FV
     for qb, choice in ((7, LANES_7), (8, LANES_8)):
-        # (their FMAs ran ~5 % faster than the row tiles' in A/B runs: 16x16, 800 taps)
+        # (T * 19 // 20: their FMAs run faster than the row tiles', benchmarks/RESULTS.md)
         lanes = OH * ((OW + qb - 1) // qb * qb) * Fq * (T * 19 // 20 + 40)
         if lanes <= cost:
             best = choice
@@ -227,7 +226,7 @@ def _fwd_sample_rows(xf, off, wb, bp, outn, T, Wp):
             base = oh * Wp + ow
             for f0 in range(0, Fp, FB):
                 for i in range(FB):     # zeros (a vector memset); the bias is added at the store:
-                    for r in range(RB):  # a tile of per-filter values was set by scalar stores
+                    for r in range(RB):  # per-filter values would take scalar stores
                         for j in range(VB):
                             tile[i, r, j] = 0
                 for t in range(T):
@@ -541,7 +540,7 @@ def _wide_sample(xp, n, reach, off, wb, bp, outn, relu, T, Lr, narrow):
 
 
 # One parallel loop per tiling, so that a config compiles only the tiles it uses: numba compiles
-# a parallel loop's whole call tree again, and one loop over all five tilings took ~10 s cold.
+# a parallel loop's whole call tree again, so one loop over all five would compile every tiling.
 
 @pjit
 def _forward_rows(xp, off, wb, bp, out, relu, T, reach):
@@ -595,7 +594,7 @@ def _dw_chunk_channels_last(xh, dT, part, n0, n1, Wp, OH, OW, KH, KW):
                 for f0 in range(0, Fp, FB):
                     for c0 in range(0, Cp, PB):
                         for i in range(FB):     # zeros (a vector memset), added to part at the
-                            for j in range(PB):  # end: copied-in values were scalar stores
+                            for j in range(PB):  # end: copying part in would take scalar stores
                                 tile[i, j] = 0
                         for n in range(nb, ne):
                             for oh in range(OH):
@@ -633,7 +632,7 @@ def conv_backward_weight_channels_last(xp, dout, relu_out, relu, dw, db, nchunks
     pdb = np.zeros((N, F), dw.dtype)
     for n in prange(N):
         # transposes in blocks of 16 positions: the block's rows stay in L1 while every channel
-        # writes its column (channel by channel over whole planes was 2x slower)
+        # writes its column (whole planes channel by channel would not stay in L1)
         xs = carray(element_pointer(xp, n * C * HW), (C * HW,))
         xn = carray(element_pointer(xh, n * HW * Cp), (HW * Cp,))
         for i0 in range(0, HW, 16):
