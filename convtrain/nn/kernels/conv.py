@@ -56,10 +56,12 @@ CHANNELS_LAST_MIN = 24   # fewest input channels for it (fewer would be mostly z
 
 
 # --------------------------------------------------------------------------------------------
-# shared helpers (stride 1)
+# the wide layout (stride 1); kernels/local.py calls these two from Python, never from a kernel:
+# numba's cache checks only the file of the kernel it loads, and a kernel's entry holds the code
+# of every helper it calls
 
 @jit
-def _taps(C, Hpa, Wp, KH, KW):
+def tap_offsets(C, Hpa, Wp, KH, KW):
     """off (C*KH*KW,) int64: the flat offset of tap (c, kh, kw) in one padded sample."""
     off = np.empty(C * KH * KW, np.int64)
     t = 0
@@ -72,7 +74,7 @@ def _taps(C, Hpa, Wp, KH, KW):
 
 
 @jit
-def _wide_len(off, S, L):
+def wide_length(off, S, L):
     """The rounded wide length: L rounded up to ROUND if the last tap can read that far."""
     Lr = (L + ROUND - 1) // ROUND * ROUND
     if off[off.shape[0] - 1] + Lr > S:
@@ -460,7 +462,7 @@ def conv_forward(xp, w, b, out, relu):
     lanes = tiling == LANES_8 or tiling == LANES_7
     block = FV if lanes else FB
     Fp = (F + block - 1) // block * block
-    off = _taps(C, Hpa, Wp, KH, KW)
+    off = tap_offsets(C, Hpa, Wp, KH, KW)
     wb = _blocked_weights(np.ascontiguousarray(w).reshape(F, T), Fp, block)
     bp = np.zeros(Fp, w.dtype)
     bp[:F] = b
@@ -699,8 +701,8 @@ def conv_backward_weight(xp, dout, relu_out, relu, dw, db, nchunks):
     T = C * KH * KW
     S = C * Hpa * Wp
     L = (OH - 1) * Wp + OW
-    off = _taps(C, Hpa, Wp, KH, KW)
-    Lr = _wide_len(off, S, L)
+    off = tap_offsets(C, Hpa, Wp, KH, KW)
+    Lr = wide_length(off, S, L)
     nchunks = max(1, min(N, nchunks))
     parts = np.zeros((nchunks, F, T), dw.dtype)
     pdb = np.zeros((nchunks, F), dw.dtype)
