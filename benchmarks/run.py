@@ -151,7 +151,7 @@ def worker_env() -> dict:
     env = dict(os.environ)
     env["BENCH_THREADS"] = str(THREADS)
     env["NUMBA_NUM_THREADS"] = str(THREADS)
-    # convtrain keeps freed memory in the heap (convtrain/__init__.py, mallopt); give the PyTorch
+    # convtrain keeps freed memory in the heap (convtrain/runtime.py, mallopt); give the PyTorch
     # worker the same glibc setting so that neither side pays page faults the other does not
     env["MALLOC_MMAP_THRESHOLD_"] = str(1 << 30)
     env["MALLOC_TRIM_THRESHOLD_"] = str((1 << 31) - 1)
@@ -760,7 +760,8 @@ def main(argv=None):
         sections = [s for s in sections if s not in ("check", "cold")]
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from convtrain import runtime
+    runtime.configure()   # before numpy loads; the workers inherit its environment
 
     t_start = time.perf_counter()
     busy0, own0 = cpu_busy_seconds(), own_cpu_seconds()

@@ -24,7 +24,6 @@ finiteness check of the gradients, the error count, the SGD-with-momentum update
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import resource
@@ -64,7 +63,8 @@ def _stats(fwd, bwd) -> dict:
 
 class ConvtrainSide:
     def __init__(self, spec):
-        importlib.import_module("convtrain")   # first: sets OPENBLAS_NUM_THREADS=1 before numpy
+        from convtrain import runtime
+        runtime.configure()   # first: single-threaded BLAS before numpy loads, numba's CPU features
         import numba
         import numpy as np
 

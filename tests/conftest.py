@@ -1,7 +1,9 @@
 import os
 
-# Before numpy loads anywhere: single-threaded BLAS beside numba's thread pool (see DESIGN.md).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from convtrain import runtime
+
+# Before numpy or any kernel loads: single-threaded BLAS, numba's cache folder and CPU features.
+runtime.configure()
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

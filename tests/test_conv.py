@@ -446,6 +446,7 @@ def test_kernels_compile_once_per_dtype():
                KC._forward_narrow, KC.conv_backward_weight, KC.conv_backward_weight_channels_last,
                KC.pad_into, KC.crop_into,
                KC.pad_phases, KC.merge_phases,
-               KL.local_forward, KL.local_backward_data, KL.local_backward_weight]
+               KC.tap_offsets, KC.wide_length,
+               KL._forward, KL._backward_data, KL._backward_weight]
     for k in kernels:
         assert len(k.signatures) <= 2, (k.__name__, k.signatures)

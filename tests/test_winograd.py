@@ -1,20 +1,19 @@
-"""Winograd F(2x2, r x r) convolution (kernels/winograd.py) against the direct kernels and the
-naive reference, and the layer's choice between them."""
+"""Winograd F(2x2, 5x5) convolution and its gradients (kernels/winograd.py) against the direct
+kernels and the naive reference, and the layer's choice between them."""
 import numpy as np
 import pytest
 import ref_conv as R
 
 from convtrain.nn.kernels import conv as KC
 from convtrain.nn.kernels import winograd as W
-from convtrain.nn.kernels import winograd_grad as WG
 from convtrain.nn.layers.conv import Conv2D, ConvSpec, data_gradient, slack_rows
 from convtrain.config.spec import build_spec
 
 
-@pytest.mark.parametrize("r", W.SIZES)
-def test_transforms_compute_the_correlation(r):
+def test_transforms_compute_the_correlation():
     """AT [(G g G^T) * (BT d B)] A is the 2x2 valid correlation of an (r+1)^2 patch d with g."""
-    AT, G, BT = W.MATRICES[r]
+    r = W.SIZE
+    AT, G, BT, _ = W.matrices()
     rng = np.random.default_rng(r)
     d = rng.standard_normal((r + 1, r + 1))
     g = rng.standard_normal((r, r))
@@ -134,7 +133,7 @@ def test_weight_gradient_matches_direct_float64(N, C, F, H, Wd, r, relu):
     want_w, want_b = dw0.copy(), db0.copy()
     KC.conv_backward_weight(np.nan_to_num(xp), dout, mask, relu, want_w, want_b, 2)
     got_w, got_b = dw0.copy(), db0.copy()
-    WG.winograd_weight_gradient(xp, dout, mask, relu, got_w, got_b, 2)
+    W.winograd_weight_gradient(xp, dout, mask, relu, got_w, got_b, 2)
     np.testing.assert_allclose(got_w, want_w, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(got_b, want_b, rtol=1e-12, atol=1e-12)
 
@@ -146,7 +145,7 @@ def test_weight_gradient_float32_error_is_small():
     want_w, want_b = np.zeros((64, 32, 5, 5)), np.zeros(64)
     KC.conv_backward_weight(np.nan_to_num(xp), dout, dout, False, want_w, want_b, 2)
     got_w, got_b = np.zeros((64, 32, 5, 5), np.float32), np.zeros(64, np.float32)
-    WG.winograd_weight_gradient(xp.astype(np.float32), dout.astype(np.float32),
+    W.winograd_weight_gradient(xp.astype(np.float32), dout.astype(np.float32),
                                 dout.astype(np.float32), False, got_w, got_b, 2)
     assert np.abs(got_w - want_w).max() / np.abs(want_w).max() < 2e-5
 
@@ -174,7 +173,7 @@ def test_backward_data_gradient_matches_direct(N, C, F, H, Wd, r, pads, relu):
     KC.conv_backward_weight(np.nan_to_num(xp), dout, mask, relu, want_w, want_b, 2)
     dx = np.full((N, C, H, Wd), 7.0)
     got_w, got_b = np.zeros_like(w), np.zeros(F)
-    WG.winograd_backward(xp, dout, mask, relu, w, got_w, got_b, dx, pt, pl, 2)
+    W.winograd_backward(xp, dout, mask, relu, w, got_w, got_b, dx, pt, pl, 2)
     np.testing.assert_allclose(dx, want_dx, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(got_w, want_w, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(got_b, want_b, rtol=1e-12, atol=1e-12)

@@ -10,13 +10,12 @@ t = (c, kh, kw) reads `xf[off[t] + p]` with off[t] = c*Hpa*Wp + kh*Wp + kw. So e
 long contiguous stream over p, whatever C, KH, KW are. The forward is a register micro-kernel:
 a tile of FB filters x PB positions lives in vector registers (a stack array, see _stack.py)
 while the loop runs over all taps, so the only memory traffic per tap is one input vector load
-per PB/16 registers and FB weight broadcasts (~180-200 GFLOP/s with AVX-512 on 2 cores, against
-~110 for the earlier accumulate-in-L1 passes). Where whole output rows fill the vectors better
+per PB/16 registers and FB weight broadcasts. Where whole output rows fill the vectors better
 than the wide runs (OW = 16, 28, 32), the tile covers RB output rows x VB columns instead and
 skips the junk columns; short rows with many filters (8x8 and 14x14 maps) turn the tile around:
 7 or 8 output columns x 32 filters, filters along the lanes and the input broadcast, no junk at
 all. `forward_tiling` picks one per layer shape. The hot loops view the input through raw
-pointers (_stack.py): a clamped slice per tap cost more scalar instructions than the 16 FMAs
+pointers (_stack.py): a clamped slice per tap costs more scalar instructions than the 16 FMAs
 leave issue slots for. A ReLU after the convolution can be applied in the same pass.
 Grad-weight runs over p with 4 filters x 3 taps = 12 running sums (7 streams) that LLVM keeps in
 registers; with many channels a channels-last copy of the input lets it run as the same kind of
@@ -33,18 +32,18 @@ ceil(KH/sh)*ceil(KW/sw)*sh*sw / (KH*KW) more multiply-adds (5x5 stride 2: 1.44x)
 
 Rules followed here (see DESIGN.md): prange only over the axis a loop writes; grad-weight uses
 per-thread partial buffers and a serial reduction; a prange body calls at most one helper per
-iteration (helpers taking arrays called inside hot loops of a parallel region made the kernel
-~20x slower on 2 threads: reference counts of the shared arrays bounce between the cores).
+iteration (a helper that takes arrays, called inside the hot loop of a parallel region, makes
+the reference counts of the shared arrays bounce between the cores).
 """
 import numpy as np
 from numba import carray
 
-from ._jit import WIDE_VECTORS, jit, pjit, prange
+from ._jit import jit, pjit, prange, wide_vectors
 from ._stack import element_pointer, stack_pointer
 
 ROUND = 16     # grad-weight: the wide range is rounded up to this many elements
 FB = 8         # forward register tile: filters ...
-PB = 32 if WIDE_VECTORS else 16   # ... x wide positions (two vectors), FB*PB/16 zmm registers
+PB = 32 if wide_vectors() else 16   # ... x wide positions (two vectors of 16 or 8 lanes)
 TILE_SIZE = FB * PB
 RB = 2         # row tile: output rows ...
 VB = PB // RB  # ... x columns (one vector each)
@@ -57,10 +56,12 @@ CHANNELS_LAST_MIN = 24   # fewest input channels for it (fewer would be mostly z
 
 
 # --------------------------------------------------------------------------------------------
-# shared helpers (stride 1)
+# the wide layout (stride 1); kernels/local.py calls these two from Python, never from a kernel:
+# numba's cache checks only the file of the kernel it loads, and a kernel's entry holds the code
+# of every helper it calls
 
 @jit
-def _taps(C, Hpa, Wp, KH, KW):
+def tap_offsets(C, Hpa, Wp, KH, KW):
     """off (C*KH*KW,) int64: the flat offset of tap (c, kh, kw) in one padded sample."""
     off = np.empty(C * KH * KW, np.int64)
     t = 0
@@ -73,7 +74,7 @@ def _taps(C, Hpa, Wp, KH, KW):
 
 
 @jit
-def _wide_len(off, S, L):
+def wide_length(off, S, L):
     """The rounded wide length: L rounded up to ROUND if the last tap can read that far."""
     Lr = (L + ROUND - 1) // ROUND * ROUND
     if off[off.shape[0] - 1] + Lr > S:
@@ -96,7 +97,7 @@ def _fwd_sample(xf, off, wb, bp, acc, T, Lr):
     for p0 in range(0, Lr, PB):
         for f0 in range(0, Fp, FB):
             for i in range(FB):         # zeros (a vector memset); the bias is added at the store:
-                for j in range(PB):     # a tile of per-filter values was set by scalar stores
+                for j in range(PB):     # per-filter values would take scalar stores
                     tile[i, j] = 0
             for t in range(T):
                 xs = carray(element_pointer(xf, off[t] + p0), (PB,))
@@ -152,7 +153,7 @@ def forward_tiling(F, OH, OW, Wp, T):
             cost = rows
     Fq = (F + FV - 1) // FV * FV
     for qb, choice in ((7, LANES_7), (8, LANES_8)):
-        # (their FMAs ran ~5 % faster than the row tiles' in A/B runs: 16x16, 800 taps)
+        # (T * 19 // 20: their FMAs run faster than the row tiles', benchmarks/RESULTS.md)
         lanes = OH * ((OW + qb - 1) // qb * qb) * Fq * (T * 19 // 20 + 40)
         if lanes <= cost:
             best = choice
@@ -227,7 +228,7 @@ def _fwd_sample_rows(xf, off, wb, bp, outn, T, Wp):
             base = oh * Wp + ow
             for f0 in range(0, Fp, FB):
                 for i in range(FB):     # zeros (a vector memset); the bias is added at the store:
-                    for r in range(RB):  # a tile of per-filter values was set by scalar stores
+                    for r in range(RB):  # per-filter values would take scalar stores
                         for j in range(VB):
                             tile[i, r, j] = 0
                 for t in range(T):
@@ -461,7 +462,7 @@ def conv_forward(xp, w, b, out, relu):
     lanes = tiling == LANES_8 or tiling == LANES_7
     block = FV if lanes else FB
     Fp = (F + block - 1) // block * block
-    off = _taps(C, Hpa, Wp, KH, KW)
+    off = tap_offsets(C, Hpa, Wp, KH, KW)
     wb = _blocked_weights(np.ascontiguousarray(w).reshape(F, T), Fp, block)
     bp = np.zeros(Fp, w.dtype)
     bp[:F] = b
@@ -541,7 +542,7 @@ def _wide_sample(xp, n, reach, off, wb, bp, outn, relu, T, Lr, narrow):
 
 
 # One parallel loop per tiling, so that a config compiles only the tiles it uses: numba compiles
-# a parallel loop's whole call tree again, and one loop over all five tilings took ~10 s cold.
+# a parallel loop's whole call tree again, so one loop over all five would compile every tiling.
 
 @pjit
 def _forward_rows(xp, off, wb, bp, out, relu, T, reach):
@@ -595,7 +596,7 @@ def _dw_chunk_channels_last(xh, dT, part, n0, n1, Wp, OH, OW, KH, KW):
                 for f0 in range(0, Fp, FB):
                     for c0 in range(0, Cp, PB):
                         for i in range(FB):     # zeros (a vector memset), added to part at the
-                            for j in range(PB):  # end: copied-in values were scalar stores
+                            for j in range(PB):  # end: copying part in would take scalar stores
                                 tile[i, j] = 0
                         for n in range(nb, ne):
                             for oh in range(OH):
@@ -633,7 +634,7 @@ def conv_backward_weight_channels_last(xp, dout, relu_out, relu, dw, db, nchunks
     pdb = np.zeros((N, F), dw.dtype)
     for n in prange(N):
         # transposes in blocks of 16 positions: the block's rows stay in L1 while every channel
-        # writes its column (channel by channel over whole planes was 2x slower)
+        # writes its column (whole planes channel by channel would not stay in L1)
         xs = carray(element_pointer(xp, n * C * HW), (C * HW,))
         xn = carray(element_pointer(xh, n * HW * Cp), (HW * Cp,))
         for i0 in range(0, HW, 16):
@@ -700,8 +701,8 @@ def conv_backward_weight(xp, dout, relu_out, relu, dw, db, nchunks):
     T = C * KH * KW
     S = C * Hpa * Wp
     L = (OH - 1) * Wp + OW
-    off = _taps(C, Hpa, Wp, KH, KW)
-    Lr = _wide_len(off, S, L)
+    off = tap_offsets(C, Hpa, Wp, KH, KW)
+    Lr = wide_length(off, S, L)
     nchunks = max(1, min(N, nchunks))
     parts = np.zeros((nchunks, F, T), dw.dtype)
     pdb = np.zeros((nchunks, F), dw.dtype)

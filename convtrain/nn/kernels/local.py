@@ -9,41 +9,23 @@ p = oh*Wp + ow, tap t = (c, kh, kw) reads the flattened padded sample at off[t] 
 weights (the big operand here: each is used once per sample) are copied to wt (F, T, Lr) in that
 same layout, zeros in the KW-1 junk columns of each row, so every pass is a long contiguous
 stream over p. Two samples share each weight load in the forward and grad-weight kernels.
+The public functions take the tap offsets and the rounded wide length from conv.py's helpers in
+Python and pass them to the parallel kernels, which therefore compile none of conv.py's code
+(numba's cache would not see an edit there).
 """
 import numpy as np
 
 from ._jit import jit, pjit, prange
-
-# --------------------------------------------------------------------------------------------
-# the wide layout (stride 1; the layer runs other strides over the input's stride phases)
-
-ROUND = 16     # as in kernels/conv.py: the wide range is rounded up when the buffer has room
-
-# _taps and _wide_len repeat kernels/conv.py's on purpose: numba's cache watches only the file of
-# a cached kernel, so calling conv.py's helpers from here would keep stale compiled copies of
-# them after an edit there.
+from .conv import tap_offsets, wide_length
 
 
-@jit
-def _taps(C, Hpa, Wp, KH, KW):
-    """off (C*KH*KW,) int64: the flat offset of tap (c, kh, kw) in one padded sample."""
-    off = np.empty(C * KH * KW, np.int64)
-    t = 0
-    for c in range(C):
-        for kh in range(KH):
-            for kw in range(KW):
-                off[t] = c * Hpa * Wp + kh * Wp + kw
-                t += 1
-    return off
-
-
-@jit
-def _wide_len(off, S, L):
-    """L rounded up to ROUND if the last tap can read that far in a sample of S values."""
-    Lr = (L + ROUND - 1) // ROUND * ROUND
-    if off[off.shape[0] - 1] + Lr > S:
-        return L
-    return Lr
+def _wide_layout(sample, weight):
+    """(off, Lr): the tap offsets and the rounded wide length of a padded sample of shape
+    `sample` (C, Hpa, Wp), for a weight of shape `weight` (F, OH, OW, C, KH, KW)."""
+    C, Hpa, Wp = sample
+    _, OH, OW, _, KH, KW = weight
+    off = tap_offsets(C, Hpa, Wp, KH, KW)
+    return off, wide_length(off, C * Hpa * Wp, (OH - 1) * Wp + OW)
 
 
 @jit
@@ -110,7 +92,6 @@ def _fwd_pair(xa, xb, off, wt, bw, acca, accb, T, Lr):
                 b0[p] += v0 * xb0[p]
 
 
-@pjit
 def local_forward(xp, w, b, out, relu):
     """xp (N, C, Hpa, Wp), w (F, OH, OW, C, KH, KW), b (F, OH, OW) -> out (N, F, OH, OW), stride 1;
     with `relu`, out = max(out, 0) (a fused ReLU, as in conv_forward).
@@ -118,13 +99,17 @@ def local_forward(xp, w, b, out, relu):
     Overwrites `out`. OW = Wp - KW + 1; Hpa >= OH + KH - 1 (a few spare zero rows below let the
     wide range be rounded up). Parallel over pairs of samples.
     """
+    off, Lr = _wide_layout(xp.shape[1:], w.shape)
+    _forward(xp, w, b, out, relu, off, Lr)
+
+
+@pjit
+def _forward(xp, w, b, out, relu, off, Lr):
+    """local_forward's parallel passes, given the wide layout (_wide_layout)."""
     N, C, Hpa, Wp = xp.shape
     F, OH, OW, _, KH, KW = w.shape
     T = C * KH * KW
     S = C * Hpa * Wp
-    L = (OH - 1) * Wp + OW
-    off = _taps(C, Hpa, Wp, KH, KW)
-    Lr = _wide_len(off, S, L)
     wt = np.zeros((F, T, Lr), w.dtype)
     for f in prange(F):
         _wide_weights(w, wt, f, Wp)
@@ -175,20 +160,23 @@ def _dx_sample(dxf, off, wt, dw_, T, Lr):
                 dst[p] += u0[p] * d0[p]
 
 
-@pjit
 def local_backward_data(dout, w, dxp):
     """dout (N, F, OH, OW), w (F, OH, OW, C, KH, KW) -> dxp (N, C, Hpa, Wp), stride 1.
 
     The padded input's gradient; overwrites `dxp` (the layer crops the padding away). OW = Wp -
     KW + 1, Hpa >= OH + KH - 1. Parallel over the batch.
     """
+    off, Lr = _wide_layout(dxp.shape[1:], w.shape)
+    _backward_data(dout, w, dxp, off, Lr)
+
+
+@pjit
+def _backward_data(dout, w, dxp, off, Lr):
+    """local_backward_data's parallel passes, given the wide layout (_wide_layout)."""
     N, C, Hpa, Wp = dxp.shape
-    F, OH, OW, _, KH, KW = w.shape
+    F, _, _, _, KH, KW = w.shape
     T = C * KH * KW
     S = C * Hpa * Wp
-    L = (OH - 1) * Wp + OW
-    off = _taps(C, Hpa, Wp, KH, KW)
-    Lr = _wide_len(off, S, L)
     wt = np.zeros((F, T, Lr), w.dtype)
     for f in prange(F):
         _wide_weights(w, wt, f, Wp)
@@ -238,19 +226,21 @@ def _dw_filter(xp, dout, g, off, f, Wp, T, Lr):
                 gt[p] += d0[p] * xa0[p] + d1[p] * xb0[p]
 
 
-@pjit
 def local_backward_weight(xp, dout, dw, db):
     """xp (N, C, Hpa, Wp), dout (N, F, OH, OW) -> dw (F, OH, OW, C, KH, KW) +=, db (F, OH, OW) +=.
 
     Stride 1, OW = Wp - KW + 1. Parallel over filters f: each iteration writes only dw[f], db[f].
     """
+    off, Lr = _wide_layout(xp.shape[1:], dw.shape)
+    _backward_weight(xp, dout, dw, db, off, Lr)
+
+
+@pjit
+def _backward_weight(xp, dout, dw, db, off, Lr):
+    """local_backward_weight's parallel pass, given the wide layout (_wide_layout)."""
     N, C, Hpa, Wp = xp.shape
     F, OH, OW, _, KH, KW = dw.shape
     T = C * KH * KW
-    S = C * Hpa * Wp
-    L = (OH - 1) * Wp + OW
-    off = _taps(C, Hpa, Wp, KH, KW)
-    Lr = _wide_len(off, S, L)
     for f in prange(F):
         g = np.zeros((T, Lr), dw.dtype)
         _dw_filter(xp, dout, g, off, f, Wp, T, Lr)

@@ -153,7 +153,7 @@ def max_pool_fwd(x, y, arg, kh, kw, sh, sw, pt, pl):
     in-image cell (it fails every `>`).
 
     3-wide windows of stride 1 or 2 (3x3 s2 is the common case) run separably, every pass a
-    contiguous vector loop (strided loads became gathers, 3x slower): (1) per output row, the
+    contiguous vector loop (strided loads would be gathers): (1) per output row, the
     first maximum down each input column into a row of scratch (column c at c + pl, -inf and
     NO_CELL outside the image); (2) the 3-wide maximum at every scratch position of a chunk of
     rows, ties to the lower flat index = the first in row-major order; (3) every sw-th position to
@@ -229,10 +229,8 @@ def max_pool_fwd(x, y, arg, kh, kw, sh, sw, pt, pl):
 @pjit
 def max_pool_bwd(dy, arg, dx):
     """dy (P, OH, OW), arg (P, OH, OW) -> dx (P, H*W), overwritten: each dy goes to its argmax."""
-    P = dx.shape[0]
-    HW = dx.shape[1]
-    OH = dy.shape[1]
-    OW = dy.shape[2]
+    P, HW = dx.shape
+    _, OH, OW = dy.shape
     for p in prange(P):
         dxp = dx[p]
         for i in range(HW):
