@@ -156,14 +156,13 @@ class ConvtrainSide:
             t1 = pc()
             if rec:
                 other["loss"].append(t1 - t0)
-            net.layers[0].need_dx = False         # as in the trainer (and PyTorch's autograd)
             for i in range(L - 1, -1, -1):
                 t0 = pc()
-                dout = net.backward_layer(i, dout, caches[i])
+                # the first layer skips its input gradient, as in the trainer (and torch)
+                dout = net.backward_layer(i, dout, caches[i], need_dx=i > 0)
                 t1 = pc()
                 if rec:
                     bwd[i].append(t1 - t0)
-            net.layers[0].need_dx = True
             t0 = pc()
             net.grads_finite()
             t1 = pc()

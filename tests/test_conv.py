@@ -211,7 +211,8 @@ def test_channels_last_weight_gradient(raw, in_shape):
 @pytest.mark.parametrize("kind", ["conv", "local"])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_first_layer_skips_the_input_gradient(kind, stride):
-    """need_dx False (the first layer in training): no dx, the same parameter gradients."""
+    """backward(need_dx=False) (the first layer in training): no dx, the same parameter
+    gradients."""
     raw = {"filters": 3, "size": 3, "stride": stride, "pad": 1}
     layer = make(kind, raw, (2, 7, 7))
     rng = np.random.default_rng(9)
@@ -221,8 +222,7 @@ def test_first_layer_skips_the_input_gradient(kind, stride):
     assert layer.backward(dout, cache) is not None
     want = {k: g.copy() for k, g in layer.grads.items()}
     layer.zero_grads()
-    layer.need_dx = False
-    assert layer.backward(dout, cache) is None
+    assert layer.backward(dout, cache, need_dx=False) is None
     for k, g in layer.grads.items():
         np.testing.assert_array_equal(g, want[k], err_msg=k)
 

@@ -34,6 +34,7 @@ EXAMPLES = {
 }
 
 CASES = [(t, opts, shape) for t, examples in EXAMPLES.items() for opts, shape in examples]
+IDS = [f"{t}-{i}" for i, (t, _, _) in enumerate(CASES)]
 
 
 def test_every_registered_layer_has_an_example():
@@ -135,3 +136,31 @@ def test_float32_backward_matches_float64(type_, opts, shape):
     np.testing.assert_allclose(b[1], a[1], rtol=1e-3, atol=1e-3 * np.abs(a[1]).max())
     for key in a[2]:
         np.testing.assert_allclose(b[2][key], a[2][key], rtol=1e-3, atol=1e-3 * np.abs(a[2][key]).max())
+
+
+@pytest.mark.parametrize("type_,opts,shape", CASES, ids=IDS)
+def test_every_layer_keeps_the_declared_contract(type_, opts, shape):
+    """backward(need_dx=False) (any layer may come first) gives the same parameter gradients and
+    either no dx or the same one; a declared fusion computes the layer then max(., 0); the other
+    declarations have the documented form."""
+    layer = make_layer(type_, opts, shape)
+    x = np.random.default_rng(4).standard_normal((2,) + shape)
+    layer.reseed(1)
+    y, cache = layer.forward(x, train=True)
+    d = np.random.default_rng(8).standard_normal(y.shape)
+    dx = layer.backward(d, cache)
+    want = {k: g.copy() for k, g in layer.grads.items()}
+    layer.zero_grads()
+    skipped = layer.backward(d, cache, need_dx=False)
+    assert skipped is None or np.array_equal(skipped, dx)
+    for k, g in layer.grads.items():
+        np.testing.assert_array_equal(g, want[k], err_msg=k)
+    if layer.fuses_relu:
+        layer.reseed(1)
+        fused, _ = layer.forward(x, train=True, relu=True)
+        np.testing.assert_array_equal(fused, np.maximum(y, 0))
+    gain = layer.init_gain()
+    assert gain is None or (gain[0] in ("he", "glorot", "lecun") and gain[1] > 0)
+    assert isinstance(layer.no_decay, tuple)
+    bank = layer.filter_bank()
+    assert bank is None or (bank.ndim == 4 and bank.shape[0] == layer.output_shape[0])

@@ -149,3 +149,86 @@ def test_relu_after_conv_or_local_is_fused_with_the_same_results(dtype):
     if dtype == np.float64:
         for r in check_network(net, x, np.array([0, 1, 2, 0, 1]), seed=0, limit=8):
             assert r.ok(1e-6), r
+
+
+
+# --- the layer contract: the network acts on declarations only ---------------------------------
+
+def _record_calls(monkeypatch, cls, method, calls):
+    """Record (layer name, method, its relu= or need_dx= argument) of every call."""
+    original = getattr(cls, method)
+
+    def run(self, *args, **kwargs):
+        calls.append((self.name, method, kwargs.get("relu", kwargs.get("need_dx"))))
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(cls, method, run)
+
+
+def test_a_training_step_runs_the_fused_and_skipped_kernels(monkeypatch):
+    """loss_and_grads: each conv's forward applies the ReLU after it, the ReLU layers are never
+    called, the first layer's backward is told to skip dx (its data-gradient kernel never runs);
+    a backward that wants the input gradient asks every layer for dx."""
+    from convtrain.nn.layers import conv as conv_module
+    from convtrain.nn.layers.activation import ReLU
+    from convtrain.nn.layers.conv import Conv2D
+    net = net_from("  - conv: {filters: 3, size: 3, pad: 1}\n  - relu\n"
+                   "  - conv: {filters: 3, size: 3, pad: 1}\n  - relu\n  - dense: 2\n",
+                   (2, 6, 6), dtype=np.float32)
+    calls = []
+    for cls in (Conv2D, ReLU):
+        for method in ("forward", "backward"):
+            _record_calls(monkeypatch, cls, method, calls)
+    data_gradients = []
+    original = conv_module.data_gradient
+    monkeypatch.setattr(conv_module, "data_gradient",
+                        lambda *args: data_gradients.append(args) or original(*args))
+    x = np.random.default_rng(0).standard_normal((4, 2, 6, 6)).astype(np.float32)
+    net.loss_and_grads(x, np.array([0, 1, 0, 1]))
+    assert calls == [("conv1", "forward", True), ("conv2", "forward", True),
+                     ("conv2", "backward", None), ("conv1", "backward", False)]
+    assert len(data_gradients) == 1                       # conv2's dx only
+    _, caches, _, _ = net.forward(x, train=True)
+    calls.clear()
+    assert net.backward(np.ones((4, 2), dtype=np.float32), caches).shape == x.shape
+    assert calls == [("conv2", "backward", None), ("conv1", "backward", None)]
+
+
+def test_fusion_follows_the_declarations_not_the_classes():
+    """A ReLU subclass with its own backward computes something else: never fused away. One
+    that declares activation "relu" again is fused like a ReLU."""
+    from convtrain.nn.layers.activation import ReLU
+
+    class Doubled(ReLU):
+        def backward(self, dout, cache, *, need_dx=True):
+            return 2 * super().backward(dout, cache)
+
+    class Redeclared(ReLU):
+        activation = "relu"
+
+        def forward(self, x, *, train):
+            return super().forward(x, train=train)
+
+    assert Doubled.activation is None and Redeclared.activation == "relu"
+    net = net_from("  - conv: {filters: 2, size: 3}\n  - relu\n  - dense: 2\n", (1, 5, 5))
+    conv, relu, dense = net.layers
+    for cls, fused in ((ReLU, {0}), (Doubled, set()), (Redeclared, {0})):
+        layer = cls(relu.spec, relu.in_shape, dtype=net.dtype, name="r")
+        assert Network([conv, layer, dense], net.commons, (1, 5, 5), net.dtype).relu_fused == fused
+
+
+@pytest.mark.parametrize("after,scheme", [
+    ("  - relu\n", ("he", 2.0)),
+    ("  - batch_norm\n  - dropout: 0.1\n  - leaky_relu: 0.5\n", ("he", 2.0 / 1.25)),
+    ("  - tanh\n", ("glorot", 1.0)),
+    ("  - sigmoid\n", ("glorot", 1.0)),
+    ("  - abs\n", ("lecun", 1.0)),
+    ("  - dense: 300\n  - relu\n", ("lecun", 1.0)),      # the next dense starts a new stage
+])
+def test_default_init_asks_the_next_non_linearity(after, scheme):
+    """The first dense layer's default init is what the layers after it declare; its weights'
+    variance follows (he: gain / fan_in, glorot: 2 / (fan_in + fan_out), lecun: 1 / fan_in)."""
+    net = net_from("  - dense: 300\n" + after + "  - dense: 2\n", (400,), seed=3)
+    assert net._default_init(0) == pytest.approx(scheme)
+    kind, gain = scheme
+    want = {"he": gain / 400, "glorot": 2.0 / (400 + 300), "lecun": 1.0 / 400}[kind]
+    assert net.layers[0].params["weight"].var() == pytest.approx(want, rel=0.03)

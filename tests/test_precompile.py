@@ -41,16 +41,17 @@ def test_compile_in_reverse_runs_every_layer(tmp_path, monkeypatch):
     for layer in net.layers:
         monkeypatch.setattr(layer, "backward", _recording(layer.backward, layer.name, seen))
     precompile.compile_in_reverse(net)
-    assert sorted(seen) == sorted(n for i, n in enumerate(l.name for l in net.layers)
-                                  if i - 1 not in net.relu_fused)
-    assert seen[:3] == ["local1", "conv2", "conv1"]       # convolutions first, last first
-    assert net.layers[0].need_dx is False
+    names = [name for name, _ in seen]
+    assert sorted(names) == sorted(n for i, n in enumerate(l.name for l in net.layers)
+                                   if i - 1 not in net.relu_fused)
+    assert names[:3] == ["local1", "conv2", "conv1"]      # slow to compile first, last first
+    assert dict(seen) == {name: name != "conv1" for name in names}   # conv1: no dx
 
 
 def _recording(backward, name, seen):
-    def run(dout, cache):
-        seen.append(name)
-        return backward(dout, cache)
+    def run(dout, cache, *, need_dx=True):
+        seen.append((name, need_dx))
+        return backward(dout, cache, need_dx=need_dx)
     return run
 
 

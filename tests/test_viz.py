@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from convtrain import config as configmod
 from convtrain.tools import viz
 from convtrain.cli import main
-from convtrain.errors import DataError
+from convtrain.errors import ConfigError, DataError
 from convtrain.train.evaluate import evaluate
 from convtrain.nn.network import Network
 from convtrain.tools.predict import brightness_note, load_image, top_k
@@ -125,6 +125,21 @@ def test_deeper_layers_show_one_tile_per_filter_and_input_channel():
     img, info = viz.filter_image(net.layers[0])
     assert (info["shown_filters"], info["shown_channels"]) == (64, 32)
     assert img.shape[:2] == viz.grid_size(64 * 32, 20, 20, 32)
+
+
+def test_the_layers_say_which_filters_there_are_to_draw():
+    """conv: its weight; local: the filters of its central output position; dense: only on an
+    image, each unit as an image; a layer without weights or a dense on a vector: none."""
+    net = _net("  - conv: {filters: 2, size: 3}\n  - local: {filters: 3, size: 2}\n"
+               "  - dense: 4\n  - relu\n  - dense: 2\n", (1, 7, 7))
+    conv, local, dense, _, out = net.layers
+    assert viz.filter_layers(net) == [conv, local, dense]
+    np.testing.assert_array_equal(viz.filter_weights(conv), conv.params["weight"])
+    w = local.params["weight"]                       # (F, OH, OW, C, KH, KW), OH = OW = 4
+    np.testing.assert_array_equal(viz.filter_weights(local), w[:, 2, 2])
+    assert viz.filter_weights(dense).shape == (4, 3, 4, 4)
+    with pytest.raises(ConfigError, match="no filters"):
+        viz.filter_weights(out)
 
 
 def test_show_filters_of_a_named_layer_and_errors(run, tmp_path):

@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from ..errors import ConfigError, DataError, ShapeError
 from .kernels.elementwise import sum_abs
-from .layers.activation import ReLU
-from .layers.common import LayerCommon
+from .layers.base import LINEAR_INIT
 from .loss import softmax_cross_entropy
 
-# Which initialisation keeps the variance through the non-linearity that follows a layer.
-_GAIN = {"relu": ("he", 2.0), "linear": ("lecun", 1.0), "tanh": ("glorot", 1.0),
-         "sigmoid": ("glorot", 1.0)}
+if TYPE_CHECKING:
+    from .layers.common import LayerCommon
 
 
 def layer_types():
@@ -29,12 +27,10 @@ class Network:
         self._common_by_id = {id(l): c for l, c in zip(self.layers, self.commons)}
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(dtype)
-        # conv/local layers that apply the ReLU right after them in their own pass (not when
-        # an activation-sparsity penalty needs the pre-ReLU output, nor for a subclass of ReLU,
-        # which may compute something else)
+        # the layers that apply the next layer (a ReLU) in their own pass, which the network
+        # then skips; not when an activation-sparsity penalty needs the layer's own output
         self.relu_fused = {i for i, (layer, nxt) in enumerate(zip(self.layers, self.layers[1:]))
-                           if layer.fuses_relu and type(nxt) is ReLU
-                           and not self.commons[i].sparsity}
+                           if layer.fuses_next(nxt) and not self.commons[i].sparsity}
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
@@ -85,18 +81,15 @@ class Network:
             layer.reseed(seed * 7919 + i)
 
     def _default_init(self, i: int) -> tuple[str, float]:
-        """He for the ReLU family, Glorot for tanh/sigmoid, LeCun for a linear output: the
-        non-linearity is the next one before another parametrised layer."""
+        """The init the next non-linearity asks for (He for the ReLU family, Glorot for
+        tanh/sigmoid), looking past the layers that pass it on; LeCun for a linear output."""
         for layer in self.layers[i + 1:]:
-            kind = layer.gain_kind
-            if kind == "leaky_relu":
-                a = layer.spec.slope
-                return ("he", 2.0 / (1.0 + a * a))
-            if kind in _GAIN:
-                return _GAIN[kind]
-            if layer.param_shapes() and layer.type != "batch_norm":
+            gain = layer.init_gain()
+            if gain is not None:
+                return gain
+            if not layer.passes_init_gain():
                 break
-        return _GAIN["linear"]
+        return LINEAR_INIT
 
     # --- parameters and state -----------------------------------------------------------------
     def common_of(self, layer) -> LayerCommon:
@@ -159,20 +152,23 @@ class Network:
 
     # --- computation --------------------------------------------------------------------------
     def forward_layer(self, i: int, x: np.ndarray, *, train: bool):
-        """Layer i's forward as the network runs it: (output, cache), ReLUs fused."""
-        layer = self.layers[i]
-        if i in self.relu_fused:
-            return layer.forward(x, train=train, relu=True)
+        """Layer i's forward as the network runs it: (output, cache), ReLUs fused (a fused
+        ReLU passes its input on: the layer before has applied it)."""
         if i - 1 in self.relu_fused:
-            return layer.forward_rectified(x)
-        return layer.forward(x, train=train)
+            return x, None
+        if i in self.relu_fused:
+            return self.layers[i].forward(x, train=train, relu=True)
+        return self.layers[i].forward(x, train=train)
 
-    def backward_layer(self, i: int, dout: np.ndarray, cache):
+    def backward_layer(self, i: int, dout: np.ndarray, cache, *, need_dx: bool = True):
         """Layer i's backward as the network runs it: a fused ReLU passes dout on unchanged
-        (the conv/local layer before it applies the mask)."""
+        (the layer before it applies the mask). `need_dx` False lets the layer skip dx."""
         if i - 1 in self.relu_fused:
             return dout
-        return self.layers[i].backward(np.ascontiguousarray(dout), cache)
+        dout = np.ascontiguousarray(dout)
+        if need_dx:    # the plain call: backward(dout, cache) is all a layer must accept
+            return self.layers[i].backward(dout, cache)
+        return self.layers[i].backward(dout, cache, need_dx=False)
 
     def forward(self, x: np.ndarray, *, train: bool):
         """-> (logits, caches, sparse_outputs, penalty). Sparsity adds lambda * mean |a|."""
@@ -187,18 +183,13 @@ class Network:
 
     def backward(self, dout: np.ndarray, caches, sparse=None, *, need_input_grad: bool = True):
         """Back-propagate; returns d loss / d input, or None when not `need_input_grad` (the
-        first layer then skips computing it: ~40% of a first conv layer's backward)."""
+        first layer may then skip computing it, as training does)."""
         sparse = sparse or {}
-        first = self.layers[0]
-        first.need_dx = need_input_grad
-        try:
-            for i in range(len(self.layers) - 1, -1, -1):
-                if i in sparse:
-                    a = sparse[i]
-                    dout = dout + (self.commons[i].sparsity / a.size) * np.sign(a)
-                dout = self.backward_layer(i, dout, caches[i])
-        finally:
-            first.need_dx = True
+        for i in range(len(self.layers) - 1, -1, -1):
+            if i in sparse:
+                a = sparse[i]
+                dout = dout + (self.commons[i].sparsity / a.size) * np.sign(a)
+            dout = self.backward_layer(i, dout, caches[i], need_dx=need_input_grad or i > 0)
         return dout if need_input_grad else None
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray):

@@ -1,10 +1,10 @@
 """Compile a network's kernels in a helper process while `fit` compiles them too, from the
 other end.
 
-numba compiles one function at a time on one core: on an empty cache a network's kernels took
-~50-70 s here, one core busy and the other idle. The helper runs the layers from the end (each
-one forward and backward on a synthetic batch of 2, as the network runs it, ReLUs fused; the
-convolutions first), writing numba's on-disk cache while `fit` compiles from the start;
+numba compiles one function at a time on one core, so on an empty cache one core compiles
+while the other idles. The helper runs the layers from the end (each one forward and backward
+on a synthetic batch of 2, as the network runs it, ReLUs fused; the layers that declare
+`slow_to_compile` first), writing numba's on-disk cache while `fit` compiles from the start;
 numba looks the cache up at a kernel's first call, so `fit` loads whatever the helper finished
 first, and the helper loads what `fit` did. Both stop compiling where they meet.
 
@@ -79,22 +79,19 @@ def stop(proc: subprocess.Popen | None) -> None:
         proc.kill()
 
 
-HEAVY = ("conv", "local")   # the layer types whose kernels take longest to compile
-
-
 def compile_in_reverse(net) -> None:
-    """Each layer's forward and backward on a synthetic batch of 2: the convolutions first, last
-    one first (their kernels are most of the compile time; the last ones are what `fit` needs
-    last), then the other layers, last one first."""
+    """Each layer's forward and backward on a synthetic batch of 2: the layers slow to compile
+    first, last one first (their kernels are most of the compile time; the last ones are what
+    `fit` needs last), then the other layers, last one first."""
     import numpy as np
     rng = np.random.default_rng(0)
-    net.layers[0].need_dx = False       # as in training: the first layer skips its input grad
     last_first = range(len(net.layers) - 1, -1, -1)
-    heavy = [i for i in last_first if net.layers[i].type in HEAVY]
+    heavy = [i for i in last_first if net.layers[i].slow_to_compile]
     for i in heavy + [i for i in last_first if i not in heavy]:
         x = rng.standard_normal((2,) + net.layers[i].in_shape).astype(net.dtype)
         y, cache = net.forward_layer(i, x, train=True)
-        net.backward_layer(i, np.ones_like(y), cache)
+        # as in training, the first layer skips its input gradient (and the kernels for it)
+        net.backward_layer(i, np.ones_like(y), cache, need_dx=i > 0)
 
 
 def main(argv: list[str]) -> int:

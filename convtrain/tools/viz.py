@@ -9,7 +9,7 @@ Layouts
 Every grid is an RGB image of tiles separated by `PAD` pixels of a dark frame colour:
 height = rows * (tile_h + PAD) + PAD, width = cols * (tile_w + PAD) + PAD (`grid_size`).
 
-Filters (`save_filters`): a conv layer's weight (F, C, KH, KW).
+Filters (`save_filters`): a layer's `filter_bank()` (F, C, KH, KW): a conv layer's weight.
   * C = 1 or 3 (the first layer, on gray or RGB images): one tile per filter, `FILTER_COLS`
     per row, each scaled by its own largest |weight|: mid-gray is 0, white positive, black
     negative (RGB filters: each channel the same way, so colour shows the channel mix);
@@ -17,8 +17,8 @@ Filters (`save_filters`): a conv layer's weight (F, C, KH, KW).
     scaled by the filter's largest |weight| so weak input channels show as flat gray; at most
     `MAX_FILTER_ROWS` filters and `MAX_CHANNEL_COLS` input channels are drawn (the rest are
     counted in the returned info).
-  `local` layers show the filters of their central output position; a `dense` layer on an image
-  shows each unit's weights as an image of the input's shape (a template), as above.
+  (Each layer says what its filters are: `local` layers give those of their central output
+  position; a `dense` layer on an image each unit's weights as an image of the input's shape.)
 
 Feature maps (`save_feature_maps`): one tall PNG; a section per image-shaped output (C, H, W)
 (the input first, then every layer whose output is still an image), each a `LABEL_H`-pixel
@@ -210,21 +210,16 @@ def _minmax_to_uint8(m: np.ndarray) -> np.ndarray:
 # --- filters ------------------------------------------------------------------------------------
 
 def filter_layers(net) -> list:
-    """Layers whose weights can be drawn as filters: conv, local, and dense on an image."""
-    return [l for l in net.layers
-            if l.type in ("conv", "local") or (l.type == "dense" and len(l.in_shape) == 3)]
+    """Layers whose weights can be drawn as filters (those with a `filter_bank`)."""
+    return [l for l in net.layers if l.filter_bank() is not None]
 
 
 def filter_weights(layer) -> np.ndarray:
-    """The layer's weights as (F, C, KH, KW) float64."""
-    w = np.asarray(layer.params["weight"], dtype=np.float64)
-    if layer.type == "conv":
-        return w
-    if layer.type == "local":          # (F, OH, OW, C, K, K): the central output position
-        return w[:, w.shape[1] // 2, w.shape[2] // 2]
-    if layer.type == "dense":          # (units, C*H*W): each unit as an image
-        return w.reshape((w.shape[0],) + tuple(layer.in_shape))
-    raise ConfigError(f"{layer.name} ({layer.type}) has no filters to show")
+    """The layer's filters as (F, C, KH, KW) float64."""
+    bank = layer.filter_bank()
+    if bank is None:
+        raise ConfigError(f"{layer.name} ({layer.type}) has no filters to show")
+    return np.asarray(bank, dtype=np.float64)
 
 
 def pick_filter_layer(net, name: str | None):

@@ -4,7 +4,8 @@
     (Nesterov: w -= lr * (g' + mu * v))
 
 The learning rate sits outside the velocity so that a change of rate (schedule, divergence
-halving) acts at once. Biases and batch-norm parameters get no decay unless `decay_biases`.
+halving) acts at once. The parameters a layer lists in `no_decay` (biases; batch norm's scale
+and shift) get no decay unless `decay_biases`.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def init_velocities(network) -> dict[str, np.ndarray]:
 def decay_applies(layer, pname: str, decay_biases: bool) -> bool:
     if decay_biases:
         return True
-    return pname not in getattr(layer, "no_decay", ("bias",))
+    return pname not in layer.no_decay
 
 
 def sgd_step(network, velocities: dict[str, np.ndarray], lr: float, optim) -> None:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
 from ..kernels import elementwise as ew
 from ...config.spec import option
-from .base import Layer
+from .base import LINEAR_INIT, Layer
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,10 @@ class InputCache(NamedTuple):
 
 class _Elementwise(Layer):
     Spec = NoOptions
+    gain: ClassVar[tuple[str, float] | None] = None   # what init_gain returns
+
+    def init_gain(self):
+        return self.gain
 
     def flops(self, in_shape):
         return int(np.prod(in_shape))
@@ -33,19 +37,15 @@ class _Elementwise(Layer):
 
 class ReLU(_Elementwise):
     type = "relu"
-    gain_kind = "relu"
+    activation = "relu"
+    gain = ("he", 2.0)     # Var(w) = 2 / fan_in: the ReLU halves the second moment
 
     def forward(self, x, *, train):
         y = np.empty_like(x)
         ew.relu_forward(x.reshape(-1), y.reshape(-1))
         return y, OutputCache(y)
 
-    def forward_rectified(self, x):
-        """forward() when the layer before has already applied this ReLU (fused into its own
-        pass, see Network.forward): x is the output, nothing to compute."""
-        return x, OutputCache(x)
-
-    def backward(self, dout, cache):
+    def backward(self, dout, cache, *, need_dx=True):
         dx = np.empty_like(dout)
         ew.relu_backward(cache.y.reshape(-1), dout.reshape(-1), dx.reshape(-1))
         return dx
@@ -60,14 +60,18 @@ class LeakyReLU(_Elementwise):
     type = "leaky_relu"
     short = "slope"
     Spec = LeakySpec
-    gain_kind = "leaky_relu"
+    activation = "leaky_relu"
+
+    def init_gain(self):
+        a = self.spec.slope    # He et al. 2015: Var(w) = 2 / ((1 + a^2) fan_in)
+        return ("he", 2.0 / (1.0 + a * a))
 
     def forward(self, x, *, train):
         y = np.empty_like(x)
         ew.leaky_relu_forward(x.reshape(-1), self.dtype.type(self.spec.slope), y.reshape(-1))
         return y, InputCache(x)
 
-    def backward(self, dout, cache):
+    def backward(self, dout, cache, *, need_dx=True):
         dx = np.empty_like(dout)
         ew.leaky_relu_backward(cache.x.reshape(-1), self.dtype.type(self.spec.slope),
                                dout.reshape(-1), dx.reshape(-1))
@@ -76,37 +80,40 @@ class LeakyReLU(_Elementwise):
 
 class Tanh(_Elementwise):
     type = "tanh"
-    gain_kind = "tanh"
+    activation = "tanh"
+    gain = ("glorot", 1.0)
 
     def forward(self, x, *, train):
         y = np.tanh(x)
         return y, OutputCache(y)
 
-    def backward(self, dout, cache):
+    def backward(self, dout, cache, *, need_dx=True):
         y = cache.y
         return dout * (1 - y * y)
 
 
 class Sigmoid(_Elementwise):
     type = "sigmoid"
-    gain_kind = "sigmoid"
+    activation = "sigmoid"
+    gain = ("glorot", 1.0)
 
     def forward(self, x, *, train):
         # 0.5 * (1 + tanh(x / 2)) is sigmoid without exp overflow for large |x|
         y = 0.5 * (1 + np.tanh(0.5 * x))
         return y, OutputCache(y)
 
-    def backward(self, dout, cache):
+    def backward(self, dout, cache, *, need_dx=True):
         y = cache.y
         return dout * y * (1 - y)
 
 
 class Abs(_Elementwise):
     type = "abs"
-    gain_kind = "linear"  # E[|x|^2] = E[x^2]: abs keeps the second moment, gain 1
+    activation = "abs"
+    gain = LINEAR_INIT     # E[|x|^2] = E[x^2]: abs keeps the second moment, gain 1
 
     def forward(self, x, *, train):
         return np.abs(x), InputCache(x)
 
-    def backward(self, dout, cache):
+    def backward(self, dout, cache, *, need_dx=True):
         return dout * np.sign(cache.x)

@@ -13,14 +13,49 @@ import numpy as np
 from ...errors import ShapeError
 
 
+# The default init of a layer whose output meets no non-linearity (LeCun: Var(w) = 1 / fan_in).
+LINEAR_INIT = ("lecun", 1.0)
+
+
 class Layer:
+    """A layer: shapes from its spec, parameters, forward and backward.
+
+    Besides computing, a layer DECLARES what the network and the tools need to know about it;
+    nothing outside the layer names layer types or sets flags on it. The declarations:
+
+    `no_decay`        the parameters weight decay leaves alone (unless the config's decay_biases).
+    `fuses_relu`      forward(x, train=, relu=True) returns max(output, 0) in the same pass, and
+                      backward then receives the gradient of that rectified output and applies
+                      the ReLU's mask itself. The network fuses a following layer whose
+                      `activation` is "relu" (see `fuses_next`) and skips that layer.
+    `activation`      an elementwise non-linearity names the function it computes ("relu",
+                      "tanh"...). A subclass that overrides forward or backward is not taken for
+                      its parent's function (so never fused away) unless it declares it again.
+    `init_gain()`     a non-linearity returns the default init scheme that keeps the variance
+                      through it, for the parametrised layer before it (e.g. ("he", 2.0)).
+    `passes_init_gain()`  whether that layer looks past this one for its non-linearity: yes
+                      through parameter-free layers, no through a layer with its own weights.
+    `filter_bank()`   the weights as image filters (F, C, KH, KW) to draw, or None.
+    `slow_to_compile` its kernels take most of a cold start's compile time (compiled first).
+    backward(dout, cache, *, need_dx=True): with need_dx False (the first layer in training)
+                      the layer may skip its input gradient and return None.
+    """
     type: ClassVar[str]                    # the registry key, e.g. "conv"
     Spec: ClassVar[type]                   # dataclass of the layer's YAML keys
     short: ClassVar[str | None] = None     # the key a short form fills: `- dense: 10` -> units
     random: ClassVar[bool] = False         # owns a numpy Generator (dropout)
-    gain_kind: ClassVar[str | None] = None  # for activations: "relu" / "tanh"... picks the init
-    need_dx: bool = True   # False on the first layer in training: backward may skip dx (None)
-    fuses_relu: ClassVar[bool] = False     # forward(x, train=..., relu=True) applies a ReLU too
+    no_decay: ClassVar[tuple[str, ...]] = ("bias",)
+    fuses_relu: ClassVar[bool] = False
+    activation: ClassVar[str | None] = None
+    slow_to_compile: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A subclass with its own computation may compute another function than its parent's
+        # activation: the network must run its forward and backward, not fuse it away.
+        own = vars(cls)
+        if "activation" not in own and ("forward" in own or "backward" in own):
+            cls.activation = None
 
     def __init__(self, spec, in_shape: tuple[int, ...], *, dtype=np.float32, name: str = ""):
         self.spec = spec
@@ -82,11 +117,30 @@ class Layer:
 
     # --- computation --------------------------------------------------------------------------
     def forward(self, x: np.ndarray, *, train: bool) -> tuple[np.ndarray, Any]:
+        """-> (output, cache for backward). Layers that declare `fuses_relu` also take relu=."""
         raise NotImplementedError
 
-    def backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
-        """Return dx; ADD parameter gradients into self.grads (the trainer zeroes them)."""
+    def backward(self, dout: np.ndarray, cache: Any, *, need_dx: bool = True) -> np.ndarray | None:
+        """Return dx (or None when not `need_dx` and the layer skips it); ADD parameter gradients
+        into self.grads (the trainer zeroes them)."""
         raise NotImplementedError
+
+    def fuses_next(self, nxt: "Layer") -> bool:
+        """Whether this layer can apply `nxt` (the layer after it) in its own pass."""
+        return self.fuses_relu and nxt.activation == "relu"
+
+    # --- what the network and the tools ask -----------------------------------------------------
+    def init_gain(self) -> tuple[str, float] | None:
+        """The default init scheme of the parametrised layer before this non-linearity."""
+        return None
+
+    def passes_init_gain(self) -> bool:
+        """Whether the parametrised layer before this one looks past it for its non-linearity."""
+        return not self.param_shapes()
+
+    def filter_bank(self) -> np.ndarray | None:
+        """The weights as image filters (F, C, KH, KW) for drawing, or None (no filters)."""
+        return None
 
     def describe(self) -> str:
         """A short human description for summary tables, e.g. '32@5x5 s1 p2'."""

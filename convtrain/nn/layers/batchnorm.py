@@ -48,6 +48,9 @@ class BatchNorm(Layer):
     def buffer_shapes(self):
         return {"running_mean": (self.channels,), "running_var": (self.channels,)}
 
+    def passes_init_gain(self):
+        return True    # it renormalises: the non-linearity after it decides the init before it
+
     def init_params(self, rng, scheme):
         super().init_params(rng, scheme)
         self.params["weight"].fill(1)
@@ -78,7 +81,7 @@ class BatchNorm(Layer):
         y = xhat * self.params["weight"].reshape(shape) + self.params["bias"].reshape(shape)
         return y.astype(self.dtype, copy=False), BNCache(xhat, inv_std, train)
 
-    def backward(self, dout, cache):
+    def backward(self, dout, cache, *, need_dx=True):
         axes = self._axes(dout.ndim)
         shape = self._bshape()
         gamma = self.params["weight"].reshape(shape)

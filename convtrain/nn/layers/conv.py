@@ -193,6 +193,7 @@ class WindowLayer(Layer):
     forward pass (padding or stride-phase splitting around the subclass's `forward_kernel`)."""
     short = "filters"
     fuses_relu = True
+    slow_to_compile = True
     forward_kernel: staticmethod   # (xp, weight, bias, out, relu), stride 1
 
     def __init__(self, spec, in_shape, *, dtype=np.float32, name: str = ""):
@@ -215,6 +216,30 @@ class WindowLayer(Layer):
 
     def describe(self):
         return describe_window(self.spec, self.geom)
+
+    def weight_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def bias_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def param_shapes(self):
+        shapes = {"weight": self.weight_shape()}
+        if self.spec.bias:
+            shapes["bias"] = self.bias_shape()
+        return shapes
+
+    def _bias(self) -> np.ndarray:
+        """The bias the kernels add: zeros for a layer without one."""
+        if self.spec.bias:
+            return self.params["bias"]
+        return np.zeros(self.bias_shape(), dtype=self.dtype)
+
+    def _bias_grad(self) -> np.ndarray:
+        """Where backward adds the bias gradient: a scratch array for a layer without a bias."""
+        if self.spec.bias:
+            return self.grads["bias"]
+        return np.zeros(self.bias_shape(), dtype=self.dtype)
 
     def forward(self, x, *, train, relu=False):
         """`relu`: return max(out, 0) instead (the network fuses a following ReLU layer: one
@@ -240,11 +265,14 @@ class WindowLayer(Layer):
             raise ShapeError(f"{self.name}: expected a batch of shape (N, {want}), "
                              f"got {tuple(x.shape)}")
 
-    def _check_dout(self, dout, N):
+    def _checked_dout(self, dout, cache: WindowCache) -> np.ndarray:
+        """dout, C-contiguous in the layer's dtype, checked against the forward batch's output."""
+        dout = np.ascontiguousarray(dout, dtype=self.dtype)
         g = self.geom
-        want = (N, self.spec.filters, g.OH, g.OW)
+        want = (cache.xp.shape[0], self.spec.filters, g.OH, g.OW)
         if dout.shape != want:
             raise ShapeError(f"{self.name}: expected a gradient of shape {want}, got {dout.shape}")
+        return dout
 
 
 def convolve(xp, w, b, out, relu) -> None:
@@ -265,39 +293,35 @@ class Conv2D(WindowLayer):
     Spec = ConvSpec
     forward_kernel = staticmethod(convolve)
 
-    def param_shapes(self):
+    def weight_shape(self):
         g = self.geom
-        shapes = {"weight": (self.spec.filters, g.C, g.KH, g.KW)}
-        if self.spec.bias:
-            shapes["bias"] = (self.spec.filters,)
-        return shapes
+        return (self.spec.filters, g.C, g.KH, g.KW)
+
+    def bias_shape(self):
+        return (self.spec.filters,)
+
+    def filter_bank(self):
+        return self.params["weight"]
 
     # --- computation --------------------------------------------------------------------------
-    def _bias(self):
-        if self.spec.bias:
-            return self.params["bias"]
-        return np.zeros(self.spec.filters, dtype=self.dtype)
-
-    def backward(self, dout, cache):
+    def backward(self, dout, cache, *, need_dx=True):
         g = self.geom
-        F = self.spec.filters
-        N = cache.xp.shape[0]
-        dout = np.ascontiguousarray(dout, dtype=self.dtype)
-        self._check_dout(dout, N)
+        dout = self._checked_dout(dout, cache)
+        N, F = dout.shape[:2]
         w = self.params["weight"]
         dw = self.grads["weight"]
-        db = self.grads["bias"] if self.spec.bias else np.zeros(F, dtype=self.dtype)
+        db = self._bias_grad()
         mask = cache.relu_out
         if g.SH == 1 and g.SW == 1 and winograd.use_backward(g.C, F, g.KH, g.KW, g.OH, g.OW):
             # both gradients in one pass that shares dout's transform (kernels/winograd_grad.py)
-            dx = np.empty((N, g.C, g.H, g.W), dtype=self.dtype) if self.need_dx else None
+            dx = np.empty((N, g.C, g.H, g.W), dtype=self.dtype) if need_dx else None
             winograd_backward(cache.xp, dout, mask if mask is not None else dout,
                               mask is not None, w, dw, db, dx, g.pt, g.pl,
                               numba.get_num_threads())
             return dx
         if g.SH == 1 and g.SW == 1:
             weight_gradient(cache.xp, dout, mask, dw, db)
-            if not self.need_dx:
+            if not need_dx:
                 return None
             return data_gradient(dout, mask, w, g.H, g.W, (g.pt, g.pb, g.pl, g.pr))
         _, _, khq, kwq = phases(g)
@@ -305,7 +329,7 @@ class Conv2D(WindowLayer):
         dwq = np.zeros_like(wq)
         weight_gradient(cache.xp, dout, mask, dwq, db)
         dw += merge_weight(dwq, g)
-        if not self.need_dx:
+        if not need_dx:
             return None
         dxq = data_gradient(dout, mask, wq, g.OH + khq - 1, g.OW + kwq - 1, (0, 0, 0, 0))
         return merge_input_grad(dxq, g)
@@ -313,12 +337,11 @@ class Conv2D(WindowLayer):
 
 def weight_gradient(xp, dout, relu_out, dw, db) -> None:
     """dw += and db += of a stride-1 convolution (through a fused ReLU with output `relu_out`
-    unless that is None), by the kernel that is faster for the shape
-    (measured with benchmarks/conv_kernels.py): Winograd where use_backward says so (here only
-    for the stride phases of strided layers: stride-1 layers take winograd_backward, both
-    gradients at once); else the channels-last micro-kernel wherever
-    it has enough channels and filters to fill its register tile (batch 128, 5x5, 32 channels:
-    8x8 maps 2.1x, 14x14 1.3x, 16x16 1.3x); with few channels its tile is mostly zero lanes."""
+    unless that is None), by the kernel that suits the shape (benchmarks/conv_kernels.py
+    compares them): Winograd where use_backward says so (here only for the stride phases of
+    strided layers: stride-1 layers take winograd_backward, both gradients at once); else the
+    channels-last micro-kernel wherever it has enough channels and filters to fill its register
+    tile (with few channels its tile is mostly zero lanes); else the direct kernel."""
     threads = numba.get_num_threads()
     C, F = xp.shape[1], dout.shape[1]
     relu = relu_out is not None

@@ -49,6 +49,13 @@ class Dense(Layer):
     def describe(self):
         return f"{self.in_features}->{self.spec.units}"
 
+    def filter_bank(self):
+        """On an image input, each unit's weights as an image of the input's shape (a template)."""
+        if len(self.in_shape) != 3:
+            return None
+        w = self.params["weight"]
+        return w.reshape((w.shape[0],) + self.in_shape)
+
     def forward(self, x, *, train):
         x2 = x.reshape(x.shape[0], -1)
         y = x2 @ self.params["weight"].T
@@ -56,7 +63,7 @@ class Dense(Layer):
             y += self.params["bias"]
         return y, DenseCache(x2)
 
-    def backward(self, dout, cache):
+    def backward(self, dout, cache, *, need_dx=True):
         self.grads["weight"] += dout.T @ cache.x2
         if self.spec.bias:
             self.grads["bias"] += dout.sum(axis=0)
@@ -80,5 +87,5 @@ class Flatten(Layer):
     def forward(self, x, *, train):
         return x.reshape(x.shape[0], -1), None
 
-    def backward(self, dout, cache):
+    def backward(self, dout, cache, *, need_dx=True):
         return dout.reshape((dout.shape[0],) + self.in_shape)

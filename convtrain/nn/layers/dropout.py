@@ -39,7 +39,7 @@ class Dropout(Layer):
         mask = np.where(mask < keep, self.dtype.type(1.0 / keep), self.dtype.type(0.0))
         return x * mask, MaskCache(mask)
 
-    def backward(self, dout, cache):
+    def backward(self, dout, cache, *, need_dx=True):
         if cache.mask is None:
             return dout
         return dout * cache.mask

@@ -163,7 +163,7 @@ class _LocalNorm(Layer):
                   *self._args(H, W))
         return y, LCNCache(x, S, M, SIG, DEN, CN)
 
-    def backward(self, dout, cache: LCNCache):
+    def backward(self, dout, cache: LCNCache, *, need_dx=True):
         x = cache.x
         N, C, H, W = x.shape
         hw = H * W

@@ -36,36 +36,32 @@ class LocallyConnected(WindowLayer):
     Spec = LocalSpec
     forward_kernel = staticmethod(K.local_forward)
 
-    def param_shapes(self):
+    def weight_shape(self):
         g = self.geom
-        F = self.spec.filters
-        shapes = {"weight": (F, g.OH, g.OW, g.C, g.KH, g.KW)}
-        if self.spec.bias:
-            shapes["bias"] = (F, g.OH, g.OW)
-        return shapes
+        return (self.spec.filters, g.OH, g.OW, g.C, g.KH, g.KW)
+
+    def bias_shape(self):
+        g = self.geom
+        return (self.spec.filters, g.OH, g.OW)
+
+    def filter_bank(self):
+        """The filters of the central output position (each position has its own)."""
+        w = self.params["weight"]     # (F, OH, OW, C, KH, KW)
+        return w[:, w.shape[1] // 2, w.shape[2] // 2]
 
     # --- computation --------------------------------------------------------------------------
-    def _bias(self):
-        if self.spec.bias:
-            return self.params["bias"]
+    def backward(self, dout, cache, *, need_dx=True):
         g = self.geom
-        return np.zeros((self.spec.filters, g.OH, g.OW), dtype=self.dtype)
-
-    def backward(self, dout, cache):
-        g = self.geom
-        F = self.spec.filters
-        N = cache.xp.shape[0]
-        dout = np.ascontiguousarray(dout, dtype=self.dtype)
-        self._check_dout(dout, N)
+        dout = self._checked_dout(dout, cache)
         if cache.relu_out is not None:    # the ReLU fused into forward: its gradient first
             masked = np.empty_like(dout)
             ew.relu_backward(cache.relu_out.reshape(-1), dout.reshape(-1), masked.reshape(-1))
             dout = masked
-        db = self.grads["bias"] if self.spec.bias else np.zeros((F, g.OH, g.OW), dtype=self.dtype)
+        db = self._bias_grad()
         w = self.params["weight"]
         if g.SH == 1 and g.SW == 1:
             K.local_backward_weight(cache.xp, dout, self.grads["weight"], db)
-            if not self.need_dx:
+            if not need_dx:
                 return None
             dxp = np.empty(cache.xp.shape, dtype=self.dtype)
             K.local_backward_data(dout, w, dxp)
@@ -74,7 +70,7 @@ class LocallyConnected(WindowLayer):
         dwq = np.zeros_like(wq)
         K.local_backward_weight(cache.xp, dout, dwq, db)
         self.grads["weight"] += merge_weight(dwq, g)
-        if not self.need_dx:
+        if not need_dx:
             return None
         dxp = np.empty(cache.xp.shape, dtype=self.dtype)
         K.local_backward_data(dout, wq, dxp)

@@ -205,10 +205,21 @@ class _Pool2D(Layer):
         return text
 
     def _planes(self, x):
-        """The input as C-contiguous (N*C, H, W) of the layer's dtype, and N."""
+        """-> (x, its (N*C, H, W) planes, an empty output y, its (N*C, OH, OW) planes), x made
+        C-contiguous in the layer's dtype: the kernels pool one plane at a time."""
         x = np.ascontiguousarray(x, dtype=self.dtype)
         N, C, H, W = x.shape
-        return x, x.reshape(N * C, H, W)
+        g = self.geom
+        y = np.empty((N, C, g.oh, g.ow), dtype=self.dtype)
+        return x, x.reshape(N * C, H, W), y, y.reshape(N * C, g.oh, g.ow)
+
+    def _grad_planes(self, dout, x_shape):
+        """-> (dout's (N*C, OH, OW) planes, an empty dx (x_shape), its (N*C, H, W) planes)."""
+        N, C, H, W = x_shape
+        g = self.geom
+        dy3 = np.ascontiguousarray(dout, dtype=self.dtype).reshape(N * C, g.oh, g.ow)
+        dx = np.empty(x_shape, dtype=self.dtype)
+        return dy3, dx, dx.reshape(N * C, H, W)
 
     def _fast(self) -> bool:
         """2x2 windows, stride 2, no padding, every window inside the image: the fast kernels."""
@@ -241,29 +252,22 @@ class MaxPool(_Pool2D):
     type = "max_pool"
 
     def forward(self, x, *, train: bool):
-        x, x3 = self._planes(x)
-        N, C = x.shape[:2]
-        g = self.geom
-        y = np.empty((N, C, g.oh, g.ow), dtype=self.dtype)
-        arg = np.empty((N, C, g.oh, g.ow), dtype=np.int32)
-        y3 = y.reshape(N * C, g.oh, g.ow)
-        a3 = arg.reshape(N * C, g.oh, g.ow)
+        x, x3, y, y3 = self._planes(x)
+        arg = np.empty(y.shape, dtype=np.int32)
+        a3 = arg.reshape(y3.shape)
         if self._fast():
             K.max_pool_2x2_fwd(x3, y3, a3)
         else:
             K.max_pool_fwd(x3, y3, a3, *self._window_args())
         return y, MaxPoolCache(arg, x.shape)
 
-    def backward(self, dout, cache: MaxPoolCache):
-        N, C, H, W = cache.x_shape
-        g = self.geom
-        dy3 = np.ascontiguousarray(dout, dtype=self.dtype).reshape(N * C, g.oh, g.ow)
-        a3 = cache.arg.reshape(N * C, g.oh, g.ow)
-        dx = np.empty(cache.x_shape, dtype=self.dtype)
+    def backward(self, dout, cache: MaxPoolCache, *, need_dx=True):
+        dy3, dx, dx3 = self._grad_planes(dout, cache.x_shape)
+        a3 = cache.arg.reshape(dy3.shape)
         if self._fast():
-            K.max_pool_2x2_bwd(dy3, a3, dx.reshape(N * C, H, W))
+            K.max_pool_2x2_bwd(dy3, a3, dx3)
         else:
-            K.max_pool_bwd(dy3, a3, dx.reshape(N * C, H * W))
+            K.max_pool_bwd(dy3, a3, dx3.reshape(dx3.shape[0], -1))
         return dx
 
 
@@ -273,25 +277,19 @@ class AvgPool(_Pool2D):
     type = "avg_pool"
 
     def forward(self, x, *, train: bool):
-        x, x3 = self._planes(x)
-        N, C = x.shape[:2]
-        g = self.geom
-        y = np.empty((N, C, g.oh, g.ow), dtype=self.dtype)
+        x, x3, y, y3 = self._planes(x)
         if self._fast():
-            K.avg_pool_2x2_fwd(x3, y.reshape(N * C, g.oh, g.ow))
+            K.avg_pool_2x2_fwd(x3, y3)
         else:
-            K.avg_pool_fwd(x3, y.reshape(N * C, g.oh, g.ow), *self._window_args())
+            K.avg_pool_fwd(x3, y3, *self._window_args())
         return y, AvgPoolCache(x.shape)
 
-    def backward(self, dout, cache: AvgPoolCache):
-        N, C, H, W = cache.x_shape
-        g = self.geom
-        dy3 = np.ascontiguousarray(dout, dtype=self.dtype).reshape(N * C, g.oh, g.ow)
-        dx = np.empty(cache.x_shape, dtype=self.dtype)
+    def backward(self, dout, cache: AvgPoolCache, *, need_dx=True):
+        dy3, dx, dx3 = self._grad_planes(dout, cache.x_shape)
         if self._fast():
-            K.avg_pool_2x2_bwd(dy3, dx.reshape(N * C, H, W))
+            K.avg_pool_2x2_bwd(dy3, dx3)
         else:
-            K.avg_pool_bwd(dy3, dx.reshape(N * C, H, W), *self._window_args())
+            K.avg_pool_bwd(dy3, dx3, *self._window_args())
         return dx
 
 
@@ -301,21 +299,14 @@ class L2Pool(_Pool2D):
     Spec = L2PoolSpec
 
     def forward(self, x, *, train: bool):
-        x, x3 = self._planes(x)
-        N, C = x.shape[:2]
-        g = self.geom
-        y = np.empty((N, C, g.oh, g.ow), dtype=self.dtype)
-        K.l2_pool_fwd(x3, y.reshape(N * C, g.oh, g.ow), *self._window_args(),
-                      float(self.spec.eps))
+        x, x3, y, y3 = self._planes(x)
+        K.l2_pool_fwd(x3, y3, *self._window_args(), float(self.spec.eps))
         return y, L2PoolCache(x, y)
 
-    def backward(self, dout, cache: L2PoolCache):
-        N, C, H, W = cache.x.shape
-        g = self.geom
-        dy3 = np.ascontiguousarray(dout, dtype=self.dtype).reshape(N * C, g.oh, g.ow)
-        dx = np.empty(cache.x.shape, dtype=self.dtype)
-        K.l2_pool_bwd(cache.x.reshape(N * C, H, W), cache.y.reshape(N * C, g.oh, g.ow), dy3,
-                      dx.reshape(N * C, H, W), *self._window_args())
+    def backward(self, dout, cache: L2PoolCache, *, need_dx=True):
+        dy3, dx, dx3 = self._grad_planes(dout, cache.x.shape)
+        K.l2_pool_bwd(cache.x.reshape(dx3.shape), cache.y.reshape(dy3.shape), dy3, dx3,
+                      *self._window_args())
         return dx
 
 
@@ -382,7 +373,7 @@ class ChannelPool(Layer):
         K.channel_l2_fwd(x4, y3, float(self.spec.eps))
         return y, ChannelPoolCache(x, y, None)
 
-    def backward(self, dout, cache: ChannelPoolCache):
+    def backward(self, dout, cache: ChannelPoolCache, *, need_dx=True):
         x = cache.x
         N = x.shape[0]
         x4 = self._view(x, N)
