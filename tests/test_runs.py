@@ -66,7 +66,8 @@ def test_two_fresh_starts_in_one_second_keep_both(tmp_path, monkeypatch):
     first = runs.move_aside(str(run))
     finished_run(run)
     second = runs.move_aside(str(run))
-    assert (os.path.basename(first), os.path.basename(second)) == ("previous-same", "previous-same-2")
+    assert os.path.basename(first) == "previous-same"
+    assert os.path.basename(second) == "previous-same-2"
     assert (run / "previous-same" / "last.npz").exists()
     assert (run / "previous-same-2" / "last.npz").exists()
 

@@ -40,7 +40,8 @@ def prepare(out_dir: str, config_path: str, *, resume: str | None = None,
         if holds_run and here != os.path.realpath(out_dir):
             raise ConvtrainError(
                 f"{out_dir} already holds another run; resuming {resume} there would overwrite "
-                f"its checkpoints: pass --out with a new folder (or {os.path.dirname(resume) or '.'})")
+                f"its checkpoints: pass --out with a new folder "
+                f"(or {os.path.dirname(resume) or '.'})")
         return resume
     if resume == AUTO:
         return last if os.path.exists(last) else None
@@ -56,7 +57,8 @@ def prepare(out_dir: str, config_path: str, *, resume: str | None = None,
 def check_own_config(out_dir: str, config_path: str) -> None:
     """The run writes <out_dir>/config.yaml: refuse when that is the user's own config file."""
     own = os.path.join(out_dir, "config.yaml")
-    if not (os.path.isfile(own) and os.path.exists(config_path) and os.path.samefile(own, config_path)):
+    if not (os.path.isfile(own) and os.path.exists(config_path)
+            and os.path.samefile(own, config_path)):
         return
     with open(own, encoding="utf-8", errors="replace") as f:
         if f.readline().startswith("# resolved config"):   # a run's own: rewriting it is harmless
