@@ -131,3 +131,48 @@ def test_a_model_with_too_few_outputs_is_a_clear_error(tmp_path):
     cfg.write_text(cfg.read_text().replace("  - dense: 4\n", "  - dense: 3\n"))
     res = run("fit", cfg, "--out", tmp_path / "r")
     assert res.exit_code == 1 and "dense: 4" in res.output
+
+
+def test_every_command_is_registered_from_its_module():
+    import click
+
+    from convtrain import cli
+    registered = set(main.commands.values())
+    listed = set()
+    for module in cli.COMMAND_MODULES:
+        defined = {v for v in vars(module).values() if isinstance(v, click.Command)}
+        assert set(module.COMMANDS) == defined, module.__name__
+        listed |= defined
+    assert registered == listed
+    assert {"fit", "eval", "summary", "gradcheck", "lr-search", "doctor", "plot", "show",
+            "predict"} == set(main.commands)
+
+
+def test_help_imports_no_numpy():
+    import subprocess
+    import sys
+    code = ("import sys\nfrom convtrain.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\nsys.exit(3 if 'numpy' in sys.modules else 0)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "fit" in res.stdout and "predict" in res.stdout
+
+
+def test_ctrl_c_outside_training_exits_130(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("convtrain.tools.restore.load_for_inference", interrupted)
+    res = CliRunner().invoke(main, ["eval", str(tmp_path / "x.npz")])
+    assert res.exit_code == 130 and "interrupted" in res.output and "Traceback" not in res.output
+
+
+def test_show_titles_the_image_with_predicts_best_class(trained, tmp_path):
+    _, out, _ = trained
+    res = run("predict", out / "best.npz", "--index", "5", "--top", "1", "--json")
+    assert res.exit_code == 0, res.output
+    best = json.loads(res.output)["predictions"][0]
+    res = run("show", out / "best.npz", "--features", "5", "--out", tmp_path / "f.png")
+    assert res.exit_code == 0, res.output
+    top = best["top"][0]
+    assert res.output.splitlines()[0] == (f"test[5]: label {best['label_name']}, predicted "
+                                          f"{top['name']} ({100 * top['probability']:.1f}%)")

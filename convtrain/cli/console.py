@@ -1,41 +1,11 @@
-"""Console output for the CLI: the training reporter (tqdm bar or plain lines) and tables."""
+"""The training reporter of `fit`: a tqdm bar per epoch on a terminal, plain lines otherwise.
+
+Number and table formatting lives in convtrain/fmt.py."""
 from __future__ import annotations
 
 import sys
 
 import click
-
-
-def fmt_int(n: int) -> str:
-    return f"{n:,}"
-
-
-def fmt_flops(n: int) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(n)
-
-
-def fmt_bytes(n: int) -> str:
-    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
-def table(headers: list[str], rows: list[list], align: str | None = None) -> str:
-    """Plain text table; `align` is a string of 'l'/'r' per column."""
-    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    align = align or "l" * len(headers)
-    lines = []
-    for j, row in enumerate(cells):
-        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align)]
-        lines.append("  ".join(parts).rstrip())
-        if j == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 class ConsoleReporter:

@@ -1,4 +1,5 @@
-"""`convtrain predict`: top-k classes of image files or of examples of a split.
+"""Inference on a restored model (eval, predict, show): class probabilities, the top-k classes
+of image files or of examples of a split.
 
 An image file (PNG, JPEG, anything Pillow reads) is converted to what the model was trained on:
 grayscale for a 1-channel model, RGB for a 3-channel one; transparency is composited onto black;
@@ -89,6 +90,35 @@ def top_k(probs: np.ndarray, k: int, classes: list[str]) -> list[dict]:
     order = np.lexsort((np.arange(len(probs)), -probs))[:k]
     return [{"class": int(i), "name": classes[i] if i < len(classes) else str(i),
              "probability": float(probs[i])} for i in order]
+
+
+def predict_files(model, paths, *, top: int, invert: bool = False) -> list[dict]:
+    """The `top` classes of each image file: [{source, label: None, top[, note]}] in order;
+    `note` is the brightness_note, left out when there is none or with `invert`."""
+    x = np.stack([load_image(p, model.input_shape, invert=invert) for p in paths])
+    results = []
+    for path, image, probs in zip(paths, x, probabilities(model, x)):
+        note = None if invert else brightness_note(image, model.mean)
+        results.append({"source": path, "label": None, "top": top_k(probs, top, model.classes),
+                        **({"note": note} if note else {})})
+    return results
+
+
+def predict_examples(model, split: str, indices, *, top: int) -> list[dict]:
+    """The `top` classes of examples of a split: [{source "split[i]", label, label_name, top}]."""
+    x, y = split_examples(model, split, list(indices))
+    return [{"source": f"{split}[{i}]", "label": int(yi), "label_name": model.classes[int(yi)],
+             "top": top_k(probs, top, model.classes)}
+            for i, yi, probs in zip(indices, y, probabilities(model, x))]
+
+
+def nonempty_split(model, split: str, checkpoint_path: str):
+    """The `split` data set of the model; DataError naming the checkpoint when it is empty."""
+    dataset = getattr(model.splits, split)
+    if len(dataset.y) == 0:
+        why = " (the config's data.validation is 0)" if split == "val" else ""
+        raise DataError(f"{checkpoint_path}: the {split} split of its data set is empty{why}")
+    return dataset
 
 
 def split_examples(model, split: str, indices) -> tuple[np.ndarray, np.ndarray]:

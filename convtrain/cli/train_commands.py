@@ -1,0 +1,271 @@
+"""Commands that take a CONFIG: fit (train), lr-search, gradcheck, doctor."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from .common import EXIT_INTERRUPTED, POSITIVE, input_shape
+
+
+# --- fit --------------------------------------------------------------------------------------
+
+@click.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
+@click.option("--seed", type=click.IntRange(min=0), help="Override the config's seed.")
+@click.option("--lr", type=POSITIVE, help="Override optim.lr.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<name>).")
+@click.option("--resume", is_flag=False, flag_value="auto", default=None, metavar="[auto|PATH]",
+              help="Continue from a checkpoint; `auto` (or no value) uses <out>/last.npz if present.")
+@click.option("--fresh", is_flag=True, help="Start over; an earlier run in the folder is moved aside.")
+@click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
+def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
+    """Train the network a config describes; checkpoints go to the run folder."""
+    from .. import config as configmod
+    from .. import data as datamod
+    from ..nn.network import Network
+    from ..tools import precompile
+    from ..train import checkpoint as ckpt
+    from ..train import runs
+    from ..train.trainer import Interrupted, Trainer
+    from .console import ConsoleReporter
+
+    if out is not None and not out.strip():
+        raise click.BadParameter("must not be empty", param_hint="--out")
+    if resume is not None and not resume.strip():
+        raise click.BadParameter("must not be empty (give a checkpoint, `auto`, or no value)",
+                                 param_hint="--resume")
+    if resume and fresh:
+        raise click.UsageError("pass --resume or --fresh, not both")
+    cfg = configmod.with_overrides(configmod.load(config_path), epochs=epochs, seed=seed, lr=lr)
+    out_dir = out or runs.default_dir(cfg)
+    resume_path = runs.prepare(out_dir, config_path, resume=resume, fresh=fresh)
+    checkpoint = ckpt.load(resume_path) if resume_path else None
+    # On a cold cache a helper process compiles the kernels from the network's end while this
+    # one loads the data and compiles from the start (precompile.py).
+    helper = precompile.start(cfg, cfg.input) if cfg.input else None
+    try:
+        splits = datamod.load(cfg.data, seed=cfg.seed, input_shape=cfg.input)
+        net = Network.build(cfg.model, splits.input_shape, seed=cfg.seed, source=cfg.source)
+        if not cfg.input:   # (with cfg.input, the data's shape is that one: already checked)
+            helper = precompile.start(cfg, splits.input_shape)
+        reporter = ConsoleReporter(quiet=quiet)
+        trainer = Trainer(cfg, net, splits, out_dir, reporter=reporter)
+        if checkpoint is not None:
+            for note in trainer.restore(checkpoint):
+                click.echo(f"note: {note}", err=True)
+            click.echo(f"resuming from {resume_path} at step {trainer.step}")
+        runs.write_config(out_dir, cfg)
+        result = trainer.fit()
+    except Interrupted as stop:
+        click.echo(f"\ninterrupted: checkpoint written to {stop.path}\n"
+                   f"resume with: convtrain fit {config_path} --resume {stop.path}"
+                   + (f" --out {out_dir}" if out else ""), err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        precompile.stop(helper)
+    best = result["best_val_error"]
+    metric = "validation error" if len(splits.val.y) else "training loss"
+    if best is None:
+        click.echo(f"done: {result['step']} steps; checkpoints in {out_dir}")
+    else:
+        shown = f"{100 * best:.2f}%" if len(splits.val.y) else f"{best:.4f}"
+        click.echo(f"done: best {metric} {shown} at epoch {result['best_epoch']}; "
+                   f"best checkpoint {result['best_checkpoint']}")
+    _maybe_plot(out_dir)
+
+
+def _maybe_plot(out_dir):
+    from ..errors import ConvtrainError
+    try:
+        from ..tools import viz
+    except ImportError:
+        return
+    try:
+        click.echo(f"curves: {viz.plot_curves(out_dir)}")
+        filters = viz.save_run_filters(out_dir)
+        if filters:
+            click.echo(f"filters: {filters}")
+    except ImportError:   # the optional `viz` extra is not installed
+        pass
+    except ConvtrainError as e:   # e.g. a resumed run that had nothing left to train
+        click.echo(f"note: no pictures: {e}", err=True)
+
+
+# --- gradcheck --------------------------------------------------------------------------------
+
+@click.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--batch", type=click.IntRange(min=1, max=64), default=2, show_default=True)
+@click.option("--tol", type=POSITIVE, default=1e-6, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--samples", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Entries checked per tensor (sampled when a tensor is larger).")
+def gradcheck(config_path, batch, tol, seed, samples):
+    """Compare back-propagated gradients with finite differences (float64)."""
+    from .. import config as configmod
+    from ..fmt import table
+    from ..tools.gradcheck import run_config_gradcheck
+
+    cfg = configmod.load(config_path)
+    results = run_config_gradcheck(cfg, input_shape(cfg), batch=batch, seed=seed, samples=samples)
+    rows = [[r.name, "x".join(map(str, r.shape)), r.checked, r.kinks, f"{r.max_rel_error:.2e}",
+             "ok" if r.ok(tol) else "FAIL"] for r in results]
+    click.echo(table(["tensor", "shape", "checked", "kinks", "max rel error", ""], rows, "llrrrl"))
+    bad = [r.name for r in results if not r.ok(tol)]
+    if bad:
+        click.echo(f"FAIL: {len(bad)} tensor(s) above tolerance {tol:g}: {', '.join(bad)}", err=True)
+        sys.exit(1)
+    click.echo(f"PASS: every gradient within {tol:g}")
+
+
+# --- lr-search --------------------------------------------------------------------------------
+
+@click.command("lr-search")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--subset", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Training examples to search on.")
+@click.option("--start", type=POSITIVE, default=1.0, show_default=True)
+@click.option("--min", "min_lr", type=POSITIVE, default=1e-6,
+              show_default=True, help="Give up below this rate.")
+@click.option("--steps", type=click.IntRange(min=1), help="Steps per trial (default: --epochs).")
+@click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Passes over the subset per trial.")
+@click.option("--write", "write_path", type=click.Path(dir_okay=False),
+              help="Write a copy of the config with the chosen rate.")
+def lr_search(config_path, subset, start, min_lr, steps, epochs, write_path):
+    """Find a learning rate: start large, halve until the loss goes down (Bottou 2012)."""
+    from .. import config as configmod
+    from .. import data as datamod
+    from ..fmt import table
+    from ..tools import lr_search as search_mod
+
+    if min_lr > start:
+        raise click.BadParameter(f"--min {min_lr:g} is above --start {start:g}", param_hint="--min")
+    if write_path:   # fail now, not after the search
+        if (os.path.exists(write_path) and os.path.exists(config_path)
+                and os.path.samefile(write_path, config_path)):
+            raise click.BadParameter("would overwrite CONFIG itself; write the copy elsewhere",
+                                     param_hint="--write")
+        folder = os.path.dirname(os.path.abspath(write_path))
+        if not os.path.isdir(folder):
+            raise click.BadParameter(f"{folder} is not a folder", param_hint="--write")
+    cfg = configmod.load(config_path)
+    splits = datamod.load(cfg.data, seed=cfg.seed, input_shape=cfg.input)
+    click.echo(f"searching on {min(subset, len(splits.train.y)):,} training images, from {start:g}")
+
+    def show(trial):
+        verdict = "diverged" if trial.diverged else ("ok" if trial.ok else "no progress")
+        click.echo(f"  lr {trial.lr:<10.4g} loss {trial.initial_loss:.4f} -> {trial.final_loss:.4f}  {verdict}")
+
+    trials, chosen = search_mod.search(cfg, splits, subset=subset, start=start, min_lr=min_lr,
+                                       steps=steps, epochs=epochs, on_trial=show)
+    rows = [[f"{t.lr:.4g}", f"{t.initial_loss:.4f}", f"{t.final_loss:.4f}",
+             "yes" if t.diverged else "no"] for t in trials]
+    click.echo(table(["rate", "initial loss", "final loss", "diverged"], rows, "rrrl"))
+    click.echo(f"chosen learning rate: {chosen:.4g}")
+    if write_path:
+        new = configmod.with_overrides(cfg, lr=chosen)
+        with open(write_path, "w") as f:
+            f.write(configmod.dump(new))
+        click.echo(f"wrote {write_path}")
+
+
+# --- doctor -----------------------------------------------------------------------------------
+
+@click.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--subset", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Training images the overfit check must learn by heart.")
+@click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Step budget of the overfit check.")
+@click.option("--lr", "lr_check", is_flag=True, help="Also run the learning-rate search check.")
+@click.option("--verbose", "-v", is_flag=True, help="Per-layer tables for every check.")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def doctor(config_path, subset, steps, lr_check, verbose, as_json):
+    """Run the practitioner's checklist on a config.
+
+    Each check ends PASS, WARN or FAIL with a one-line hint:
+
+    \b
+    1. gradient check   backprop against finite differences (float64, 2 images)
+    2. init health      activation mean/std, dead and saturated units, |grad W|/|W|
+    3. overfit          a fresh net must learn --subset training images by heart
+    4. cost             parameters and FLOPs per layer, measured speed
+    5. lr (--lr)        Bottou's learning-rate search against the config's rate
+    Exit status 1 when any check FAILs.
+    """
+    import time
+
+    from .. import config as configmod
+    from ..tools import doctor as doc
+
+    cfg = configmod.load(config_path)
+    checks = []
+    t0 = time.perf_counter()
+    if not as_json:
+        click.echo(f"doctor: {config_path} ({cfg.name})")
+    for check in doc.run(cfg, subset=subset, steps=steps, lr=lr_check):
+        checks.append(check)
+        if not as_json:
+            _echo_check(check, verbose)
+    status = doc.overall(checks)
+    if as_json:
+        click.echo(json.dumps({"config": config_path, "status": status,
+                               "checks": [c.to_dict() for c in checks]}))
+    else:
+        counts = {s: sum(c.status == s for c in checks) for s in (doc.PASS, doc.WARN, doc.FAIL)}
+        click.echo(f"\n{status}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+                   + f" in {time.perf_counter() - t0:.1f} s")
+    if status == doc.FAIL:
+        sys.exit(1)
+
+
+_STATUS_COLOURS = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}
+
+
+def _echo_check(check, verbose):
+    from ..fmt import fmt_flops, fmt_int, table
+
+    tag = click.style(f"{check.status:<4}", fg=_STATUS_COLOURS[check.status], bold=True)
+    secs = check.details.get("seconds")
+    click.echo(f"\n{tag}  {check.title}" + (f"  ({secs:.1f} s)" if secs is not None else ""))
+    click.echo(f"      {check.summary}")
+    if check.hint:
+        click.echo(f"      hint: {check.hint}")
+    d = check.details
+    show = verbose or check.status != "PASS"
+
+    def indent(text):
+        click.echo("\n".join("      " + line for line in text.splitlines()))
+
+    def num(v, spec):
+        return "-" if v is None else format(v, spec)
+
+    if check.name == "gradients" and show and d.get("tensors"):
+        indent(table(["tensor", "checked", "kinks", "max rel error"],
+                     [[t["name"], t["checked"], t["kinks"], f"{t['max_rel_error']:.2e}"]
+                      for t in d["tensors"]], "lrrr"))
+    elif check.name == "init" and show and d.get("layers"):
+        indent(table(["layer", "output", "mean", "std", "dead", "saturated", "|dW|/|W|"],
+                     [[r["name"], "x".join(map(str, r["shape"])), num(r["mean"], ".3f"),
+                       num(r["std"], ".3f"),
+                       "-" if r["dead"] is None else f"{100 * r['dead']:.0f}%",
+                       "-" if r["saturated"] is None else f"{100 * r['saturated']:.0f}%",
+                       num(r["grad_weight_ratio"], ".2e")] for r in d["layers"]], "llrrrrr"))
+    elif check.name == "cost" and d.get("layers"):
+        rows = [r for r in d["layers"] if verbose or r["params"] or r["flops_share"] >= 0.01]
+        indent(table(["layer", "output", "params", "", "FLOPs", ""],
+                     [[r["name"], "x".join(map(str, r["output_shape"])), fmt_int(r["params"]),
+                       f"{100 * r['params_share']:.0f}%", fmt_flops(r["flops"]),
+                       f"{100 * r['flops_share']:.0f}%"] for r in rows], "llrrrr"))
+    elif check.name == "lr" and show and d.get("trials"):
+        indent(table(["rate", "initial loss", "final loss", "diverged"],
+                     [[f"{t['lr']:.4g}", f"{t['initial_loss']:.4f}", num(t["final_loss"], ".4f"),
+                       "yes" if t["diverged"] else "no"] for t in d["trials"]], "rrrl"))
+
+
+COMMANDS = [fit, lr_search, gradcheck, doctor]
