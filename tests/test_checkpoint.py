@@ -24,7 +24,9 @@ def test_round_trip(tmp_path):
     path = write(tmp_path)
     c = ckpt.load(str(path))
     assert np.array_equal(c.state["dense1.weight"], np.ones((2, 3)))
-    assert c.meta["step"] == 10 and c.meta["format"] == ckpt.FORMAT
+    assert c.meta.step == 10 and c.meta.config == META["config"]
+    with np.load(path) as z:
+        assert json.loads(z["__meta__"].tobytes())["format"] == ckpt.FORMAT
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
 
 

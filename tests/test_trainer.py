@@ -14,6 +14,7 @@ from convtrain import config as configmod
 from convtrain import data as datamod
 from convtrain.errors import DivergenceError
 from convtrain.nn.network import Network
+from convtrain.train.step import StepResult
 from convtrain.train.trainer import Interrupted, SilentReporter, Trainer
 
 from synthetic import write_config
@@ -99,7 +100,7 @@ def test_huge_learning_rate_is_halved_until_training_works(tmp_path):
     assert div, "expected divergence events"
     assert all({"step", "loss", "lr"} <= set(e) for e in div)
     assert div[-1]["lr"] < div[0]["lr"]
-    assert t.guard.lr_scale < 1
+    assert t.halvings.lr_scale < 1
     assert all(np.isfinite(v).all() for v in t.net.state_dict().values())
     epochs = [e for e in events if "epoch" in e]
     assert epochs[-1]["val_error"] < 0.5
@@ -120,14 +121,14 @@ def test_a_nan_batch_rolls_back_and_the_run_finishes(tmp_path):
 
     t.batch = batch
     t.fit()
-    assert t.guard.lr_scale == 0.5
+    assert t.halvings.lr_scale == 0.5
     assert t.step == t.total_steps
     assert all(np.isfinite(v).all() for v in t.net.state_dict().values())
 
 
 def test_gives_up_after_max_retries_with_a_clear_error(tmp_path):
     t = make(tmp_path, epochs=1, text_edit=lambda s: s.replace("train: {", "divergence: {max_retries: 2}\ntrain: {"))
-    t.train_step = lambda step: (float("nan"), 0, 32)
+    t.train_step = lambda step: StepResult(float("nan"), 0, 32)
     with pytest.raises(DivergenceError, match="after 2 halvings"):
         t.fit()
 
@@ -158,4 +159,4 @@ def test_sigint_in_a_subprocess_leaves_a_resumable_checkpoint(tmp_path):
     assert proc.returncode == 130, stderr
     assert "--resume" in stderr
     c = ckpt.load(str(out / "last.npz"))
-    assert c.meta["step"] > 0
+    assert c.meta.step > 0
