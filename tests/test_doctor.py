@@ -101,6 +101,7 @@ def test_a_huge_learning_rate_fails_the_overfit_check(tmp_path):
     assert checks["gradients"]["status"] == "PASS"        # the code is fine...
     assert checks["overfit"]["status"] == "FAIL"          # ...the rate is not
     assert checks["overfit"]["details"]["diverged_at"] is not None
+    assert checks["overfit"]["details"]["divergence"]      # the shared guard's reason
     assert "lower the learning rate" in checks["overfit"]["hint"]
 
 
