@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from convtrain import config as configmod
 from convtrain.tools import doctor
+from convtrain.tools.doctor_gradients import suspect_layers
 from convtrain.cli import main
 from convtrain.tools.gradcheck import TensorCheck
 from convtrain.nn.layers.activation import ReLU
@@ -100,6 +101,7 @@ def test_a_huge_learning_rate_fails_the_overfit_check(tmp_path):
     assert checks["gradients"]["status"] == "PASS"        # the code is fine...
     assert checks["overfit"]["status"] == "FAIL"          # ...the rate is not
     assert checks["overfit"]["details"]["diverged_at"] is not None
+    assert checks["overfit"]["details"]["divergence"]      # the shared guard's reason
     assert "lower the learning rate" in checks["overfit"]["hint"]
 
 
@@ -132,9 +134,9 @@ def test_suspects_lie_between_the_deepest_failure_and_the_next_correct_layer(tmp
 
     results = [t("input", 0.5), t("conv1.weight", 0.5), t("conv1.bias", 1e-9),
                t("dense1.weight", 1e-9), t("dense1.bias", 1e-9)]
-    assert doctor._suspect_layers(net, results) == ["conv1", "relu1", "max_pool1", "dense1"]
+    assert suspect_layers(net, results) == ["conv1", "relu1", "max_pool1", "dense1"]
     results = [t("input", 0.5), t("conv1.weight", 0.5), t("dense1.weight", 0.5)]
-    assert doctor._suspect_layers(net, results) == ["dense1", "the loss"]
+    assert suspect_layers(net, results) == ["dense1", "the loss"]
 
 
 def test_overall_status():

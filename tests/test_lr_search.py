@@ -30,3 +30,15 @@ def test_trials_start_from_the_same_weights(tmp_path):
     trials, _ = lr_search.search(cfg, splits, subset=64, start=1e3, steps=4)
     assert len({round(t.initial_loss, 12) for t in trials}) == 1
     assert np.isfinite(trials[-1].final_loss)
+
+
+def test_a_trial_that_diverges_stops_and_says_why(tmp_path):
+    cfg = configmod.load(str(write_config(tmp_path)))
+    splits = datamod.load(cfg.data, seed=cfg.seed, input_shape=cfg.input)
+    x = datamod.normalize(splits.train.x[:64], splits.mean, splits.std)
+    y = splits.train.y[:64]
+    bad = lr_search.run_trial(cfg, splits.input_shape, x, y, 1e4, 8, 32)
+    assert bad.diverged and not bad.ok
+    assert bad.why == "not finite" or bad.why.startswith(("above", "rising"))
+    good = lr_search.run_trial(cfg, splits.input_shape, x, y, 0.05, 8, 32)
+    assert good.ok and good.why is None

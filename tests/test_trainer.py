@@ -1,5 +1,7 @@
 """The trainer: divergence guard, exact resume, Ctrl-C, metrics, augmentation isolation."""
+import dataclasses
 import json
+import math
 import os
 import signal
 import subprocess
@@ -14,9 +16,13 @@ from convtrain import config as configmod
 from convtrain import data as datamod
 from convtrain.errors import DivergenceError
 from convtrain.nn.network import Network
+from convtrain.train.step import StepResult
 from convtrain.train.trainer import Interrupted, SilentReporter, Trainer
 
+from conftest import needs_fmnist
 from synthetic import write_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 RICH = """\
   - conv: {filters: 4, size: 3, pad: 1}
@@ -88,6 +94,7 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, stop_at):
         assert np.array_equal(a[k], b[k]), k
     for k in full.velocities:
         assert np.array_equal(full.velocities[k], resumed.velocities[k]), k
+    assert resumed.guard.state() == full.guard.state()   # it judges as the uninterrupted run
 
 
 def test_huge_learning_rate_is_halved_until_training_works(tmp_path):
@@ -99,7 +106,7 @@ def test_huge_learning_rate_is_halved_until_training_works(tmp_path):
     assert div, "expected divergence events"
     assert all({"step", "loss", "lr"} <= set(e) for e in div)
     assert div[-1]["lr"] < div[0]["lr"]
-    assert t.guard.lr_scale < 1
+    assert t.halvings.lr_scale < 1
     assert all(np.isfinite(v).all() for v in t.net.state_dict().values())
     epochs = [e for e in events if "epoch" in e]
     assert epochs[-1]["val_error"] < 0.5
@@ -120,16 +127,81 @@ def test_a_nan_batch_rolls_back_and_the_run_finishes(tmp_path):
 
     t.batch = batch
     t.fit()
-    assert t.guard.lr_scale == 0.5
+    assert t.halvings.lr_scale == 0.5
     assert t.step == t.total_steps
     assert all(np.isfinite(v).all() for v in t.net.state_dict().values())
+    # the rollback to step 0 took the guard back too: it holds the losses of the kept steps only
+    assert len(t.guard.state()) == t.total_steps
 
 
 def test_gives_up_after_max_retries_with_a_clear_error(tmp_path):
     t = make(tmp_path, epochs=1, text_edit=lambda s: s.replace("train: {", "divergence: {max_retries: 2}\ntrain: {"))
-    t.train_step = lambda step: (float("nan"), 0, 32)
-    with pytest.raises(DivergenceError, match="after 2 halvings"):
+    t.train_step = lambda step: StepResult(float("nan"), 0, 32)
+    with pytest.raises(DivergenceError, match="after 2 halvings") as err:
         t.fit()
+    assert "at step 0, before any update" in str(err.value)
+
+
+class Losses(SilentReporter):
+    """Records the loss of every step that updated the weights."""
+
+    def __init__(self):
+        self.losses = []
+
+    def step(self, trainer, loss, lr):
+        self.losses.append(loss)
+
+
+def test_no_step_with_a_loss_above_ten_ln_k_is_ever_followed_by_an_update(tmp_path):
+    t = make(tmp_path, epochs=3, text_edit=lambda s: s.replace("lr: 0.05", "lr: 5000.0")
+             .replace("train: {", "divergence: {max_retries: 30}\ntrain: {"))
+    t.reporter = updated = Losses()
+    t.fit()
+    limit = 10 * math.log(4)
+    assert len(updated.losses) >= t.total_steps     # steps later rolled back count too
+    assert max(updated.losses) <= limit
+    assert max(t.guard.state()) <= limit
+    events = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    div = [e for e in events if e.get("event") == "divergence"]
+    assert div and all(e["loss"] is None or e["loss"] > limit or e["reason"].startswith("rising")
+                       for e in div)
+    assert all(e["train_loss"] <= limit for e in events if "epoch" in e)
+    assert [e["epoch"] for e in events if "epoch" in e] == [1, 2, 3]
+
+
+def test_a_loss_that_keeps_rising_is_rolled_back_and_the_rate_halved(tmp_path):
+    t = make(tmp_path, epochs=1, text_edit=lambda s: s.replace(
+        "train: {", "divergence: {window: 2}\ntrain: {"))
+    # below the sharp limit (10 ln 4 = 13.9) at every step, but rising 1.5x a step at the full rate
+    t.train_step = lambda step: StepResult(3.0 * 1.5 ** step if t.halvings.lr_scale == 1 else 3.0,
+                                           0, 32)
+    t.fit()
+    events = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    div = [e for e in events if e.get("event") == "divergence"]
+    assert len(div) == 1
+    assert div[0]["step"] == 3 and div[0]["rollback_to"] == 0
+    assert div[0]["reason"] == "rising: median 3.75 -> 8.438 over 2 steps"
+    assert t.halvings.lr_scale == 0.5 and t.step == t.total_steps
+
+
+@needs_fmnist
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_the_guard_never_fires_on_healthy_fashion_mnist_training(tmp_path, batch_size):
+    """Real losses, single-image batches included: no divergence at the config's rate."""
+    cfg = configmod.load(os.path.join(ROOT, "configs", "tiny.yaml"))
+    lr = {1: 0.005, 8: 0.02}[batch_size]
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=batch_size),
+                              optim=dataclasses.replace(cfg.optim, lr=lr),
+                              data=dataclasses.replace(cfg.data, subset=1200))
+    splits = datamod.load(cfg.data, seed=cfg.seed, input_shape=cfg.input)
+    net = Network.build(cfg.model, splits.input_shape, seed=cfg.seed)
+    t = Trainer(cfg, net, splits, str(tmp_path / "run"), reporter=Losses())
+    t.fit()
+    rows = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    assert [r.get("event") for r in rows] == [None]
+    assert rows[0]["divergences"] == 0 and rows[0]["val_error"] < 0.5
+    if batch_size == 1:   # noisy indeed
+        assert max(t.reporter.losses[100:]) > 10 * np.median(t.reporter.losses[-100:])
 
 
 def test_augmentation_never_touches_evaluation_data(tmp_path, monkeypatch):
@@ -158,4 +230,4 @@ def test_sigint_in_a_subprocess_leaves_a_resumable_checkpoint(tmp_path):
     assert proc.returncode == 130, stderr
     assert "--resume" in stderr
     c = ckpt.load(str(out / "last.npz"))
-    assert c.meta["step"] > 0
+    assert c.meta.step > 0

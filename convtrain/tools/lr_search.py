@@ -1,21 +1,21 @@
 """Bottou's learning-rate search ("Stochastic Gradient Tricks", 2012, section 5.2).
 
 On a small subset of the training data, train a fresh copy of the network (always the same
-initial weights) for a fixed budget, starting from a large rate. If the loss diverges or ends no
-lower than it started, halve the rate and try again. The first rate that lowers the loss is chosen.
+initial weights) for a fixed budget, starting from a large rate. If the loss diverges (the
+trainer's divergence guard, train/step.py) or ends no lower than it started, halve the rate and
+try again. The first rate that lowers the loss is chosen.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from .. import data as datamod
 from ..errors import ConvtrainError
 from ..train.evaluate import loss_and_wrong
 from ..nn.network import Network
 from ..train.optim import init_velocities, sgd_step
+from ..train.step import DivergenceGuard, train_step
 
 
 @dataclass
@@ -24,6 +24,7 @@ class Trial:
     initial_loss: float
     final_loss: float
     diverged: bool
+    why: str | None = None          # the guard's reason, when the trial diverged
 
     @property
     def ok(self) -> bool:
@@ -31,21 +32,23 @@ class Trial:
 
 
 def run_trial(cfg, input_shape, x, y, lr: float, steps: int, batch_size: int) -> Trial:
+    """Train a fresh net on (x, y) for `steps` steps at `lr`; stop at the first divergence."""
     net = Network.build(cfg.model, input_shape, seed=cfg.seed, source=cfg.source)
     velocities = init_velocities(net)
+    guard = DivergenceGuard.for_network(net, cfg.divergence)
     initial, _ = loss_and_wrong(net, x, y)
     batches = datamod.BatchSchedule(len(y), batch_size, seed=cfg.seed)
     for step in range(steps):
         idx = batches.indices(step)
-        net.reseed(cfg.seed, step)
-        net.zero_grads()
-        with np.errstate(over="ignore", invalid="ignore"):
-            loss, _, _ = net.loss_and_grads(x[idx], y[idx])
-        if not math.isfinite(loss) or loss > 10 * max(initial, math.log(net.layers[-1].output_shape[0])):
-            return Trial(lr, initial, loss if math.isfinite(loss) else math.inf, True)
+        loss = train_step(net, x[idx], y[idx], seed=cfg.seed, step=step).loss
+        why = guard.judge(loss)
+        if why is not None:
+            return Trial(lr, initial, loss if math.isfinite(loss) else math.inf, True, why)
         sgd_step(net, velocities, lr, cfg.optim)
+        guard.accept(loss)
     final, _ = loss_and_wrong(net, x, y)
-    return Trial(lr, initial, final, not math.isfinite(final))
+    return Trial(lr, initial, final, not math.isfinite(final),
+                 None if math.isfinite(final) else "not finite")
 
 
 def search(cfg, splits, *, subset: int = 1000, start: float = 1.0, min_lr: float = 1e-6,

@@ -15,7 +15,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 class LoadedModel:
     cfg: object
     net: object
-    meta: dict
+    meta: ckpt.CheckpointMeta
     mean: np.ndarray
     std: np.ndarray
     classes: list
@@ -25,29 +25,16 @@ class LoadedModel:
 
 def load_for_inference(path: str, *, data_path: str | None = None, need_data: bool = False) -> LoadedModel:
     c = ckpt.load(path)
+    c.require("input_shape", "mean", "std", "classes")
     try:
-        cfg = configmod.loads(c.meta["config"], source=f"{path} (stored config)")
+        cfg = configmod.loads(c.meta.config, source=f"{path} (stored config)")
     except ConfigError as e:
         raise CheckpointError(f"{path}: the stored config is invalid: {e}") from None
     m = c.meta
-    try:
-        input_shape = tuple(_int(v) for v in m["input_shape"])
-        mean = np.asarray(m["mean"], dtype=np.float32)
-        std = np.asarray(m["std"], dtype=np.float32)
-        if not isinstance(m["classes"], list):
-            raise TypeError
-        classes = [str(v) for v in m["classes"]]
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{path}: malformed metadata (input shape, normalisation or classes)") from None
-    if len(input_shape) not in (1, 3) or min(input_shape) < 1:
-        raise CheckpointError(f"{path}: malformed metadata: input shape {list(input_shape)} is not "
-                              "[C, H, W] or [D] of positive sizes")
-    if (mean.ndim != 1 or std.ndim != 1 or len(mean) != input_shape[0]
-            or len(std) != input_shape[0]):
-        raise CheckpointError(f"{path}: malformed metadata: normalisation does not match the input")
-    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std >= 0).all()):
-        raise CheckpointError(f"{path}: malformed metadata: the normalisation mean and std must be "
-                              "finite, the std >= 0")
+    input_shape = tuple(m.input_shape)
+    mean = np.asarray(m.mean, dtype=np.float32)
+    std = np.asarray(m.std, dtype=np.float32)
+    classes = list(m.classes)
     from ..nn.network import Network
     try:
         net = Network.build(cfg.model, input_shape, seed=cfg.seed, source=path)
@@ -74,9 +61,3 @@ def load_for_inference(path: str, *, data_path: str | None = None, need_data: bo
                             "another)") from None
     return LoadedModel(cfg, net, m, mean, std, classes, input_shape, splits)
 
-
-def _int(v) -> int:
-    """A JSON integer (not a bool, not a float)."""
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"expected an integer, got {v!r}")
-    return v

@@ -1,7 +1,8 @@
 """Checkpoints: one .npz of plain arrays plus JSON metadata. No pickle, written atomically.
 
 Layout inside the .npz:
-    __meta__           uint8 bytes of a JSON object: format, version, config text, epoch, step...
+    __meta__           uint8 bytes of a JSON object: format, version and the fields of
+                       CheckpointMeta (checkpoint_meta.py): config text, epoch, step...
     param/<name>       network state (parameters and batch-norm statistics)
     velocity/<name>    optimiser state
 The file is written to a temporary name in the same folder, fsynced, then os.replace'd, so a
@@ -17,14 +18,17 @@ import zipfile
 import numpy as np
 
 from ..errors import CheckpointError
+from .checkpoint_meta import CheckpointMeta, EpochSums, GuardRecord  # noqa: F401 (re-exported)
 
 FORMAT = "convtrain-checkpoint"
 VERSION = 1
 META_KEY = "__meta__"
 
 
-def save(path: str, *, state: dict, velocities: dict | None = None, meta: dict) -> None:
-    """Write a checkpoint atomically. Refuses non-finite arrays: a diverged state never lands."""
+def save(path: str, *, state: dict, velocities: dict | None = None,
+         meta: CheckpointMeta | dict) -> None:
+    """Write a checkpoint atomically. Refuses non-finite arrays: a diverged state never lands.
+    `meta` is a CheckpointMeta, or a plain dict of the same keys (at least config, epoch, step)."""
     arrays = {}
     for prefix, group in (("param/", state), ("velocity/", velocities or {})):
         for key, value in group.items():
@@ -32,7 +36,8 @@ def save(path: str, *, state: dict, velocities: dict | None = None, meta: dict) 
             if value.dtype.kind == "f" and not np.isfinite(value).all():
                 raise CheckpointError(f"refusing to write {path}: {prefix}{key} is not finite")
             arrays[prefix + key] = value
-    meta = dict(meta, format=FORMAT, version=VERSION)
+    meta = meta.to_json() if isinstance(meta, CheckpointMeta) else dict(meta)
+    meta.update(format=FORMAT, version=VERSION)
     arrays[META_KEY] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -66,11 +71,20 @@ def _fsync_dir(folder: str) -> None:
 
 
 class Checkpoint:
-    def __init__(self, path, meta, state, velocities):
+    """A loaded checkpoint: typed metadata, the network's state and the optimiser's velocities."""
+
+    def __init__(self, path: str, meta: CheckpointMeta, state: dict, velocities: dict):
         self.path = path
         self.meta = meta
         self.state = state
         self.velocities = velocities
+
+    def require(self, *fields: str) -> None:
+        """CheckpointError unless every named metadata field was written."""
+        for name in fields:
+            if getattr(self.meta, name) is None:
+                raise CheckpointError(f"{self.path}: malformed metadata: no {name!r} "
+                                      f"(this use needs {', '.join(map(repr, fields))})")
 
 
 def load(path: str) -> Checkpoint:
@@ -103,7 +117,7 @@ def load(path: str) -> Checkpoint:
         if "pickle" in reason.lower():
             reason = "it holds pickled objects, which convtrain never loads"
         raise CheckpointError(f"{path}: damaged or truncated checkpoint ({reason})") from None
-    meta = _read_meta(path, arrays.pop(META_KEY))
+    meta = CheckpointMeta.from_json(path, _read_meta(path, arrays.pop(META_KEY)))
     state, velocities = {}, {}
     for name, value in arrays.items():
         if name.startswith("param/"):
@@ -132,10 +146,4 @@ def _read_meta(path, raw: np.ndarray) -> dict:
     if meta.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {meta.get('version')!r} is not "
                               f"supported (this convtrain reads version {VERSION})")
-    required = {"config": str, "epoch": int, "step": int}
-    for key, tp in required.items():
-        if not isinstance(meta.get(key), tp) or isinstance(meta.get(key), bool):
-            raise CheckpointError(f"{path}: malformed metadata: {key!r} missing or wrong type")
-        if tp is int and meta[key] < 0:
-            raise CheckpointError(f"{path}: malformed metadata: {key!r} is negative")
     return meta

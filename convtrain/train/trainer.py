@@ -1,4 +1,5 @@
-"""The training loop: SGD steps, the divergence guard, evaluation, checkpoints and Ctrl-C.
+"""The training loop: SGD steps, rollback and halving on divergence, evaluation, checkpoints and
+Ctrl-C. The step itself and the divergence test are step.py's.
 
 Everything random is a pure function of (seed, step): the epoch's batch order of (seed, epoch),
 augmentation and dropout of (seed, step). A checkpoint therefore only needs the step to resume
@@ -12,8 +13,7 @@ import math
 import os
 import signal
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -22,8 +22,10 @@ from .. import config as configmod
 from .. import data as datamod
 from . import schedules as schedule
 from ..errors import CheckpointError, DivergenceError
+from .checkpoint import CheckpointMeta, EpochSums, GuardRecord
 from .evaluate import evaluate
 from .optim import init_velocities, sgd_step
+from .step import DivergenceGuard, StepResult, train_step
 
 CSV_FIELDS = ("epoch", "step", "train_loss", "train_error", "val_loss", "val_error", "lr",
               "seconds", "images_per_s", "divergences")
@@ -48,12 +50,11 @@ class SilentReporter:
 
 
 @dataclass
-class GuardState:
-    """The divergence guard: recent good losses, the last good snapshot, the lr scale."""
-    lr_scale: float = 1.0
-    recent: deque = field(default_factory=deque)
+class Halvings:
+    """The learning rate's halvings after divergences."""
+    lr_scale: float = 1.0       # their product
     retries: int = 0            # halvings since training last got past a failure point
-    fail_step: int = -1
+    fail_step: int = -1         # the furthest step that diverged
     history: list = field(default_factory=list)   # rates tried, for the final error
 
 
@@ -73,11 +74,12 @@ class Trainer:
         self.step = 0
         self.best_val_error = math.inf
         self.best_epoch = None
-        self.guard = GuardState()
-        self.epoch_sums = {"loss": 0.0, "errors": 0, "seen": 0, "seconds": 0.0, "divergences": 0}
+        self.num_classes = network.layers[-1].output_shape[0]
+        self.guard = DivergenceGuard.for_network(network, cfg.divergence)
+        self.halvings = Halvings()
+        self.epoch_sums = EpochSums()
         self._stop_signal = None
         self._snapshot = None
-        self.num_classes = network.layers[-1].output_shape[0]
         network.require_labels(splits)
         self.config_text = configmod.dump(cfg)   # resolved: absolute data path, every default
         self._xbuf = np.empty((self.batch_size,) + tuple(splits.input_shape), dtype=np.float32)
@@ -86,7 +88,7 @@ class Trainer:
     def lr_at(self, step: int) -> float:
         f = schedule.factor(self.cfg.schedule, step, total=self.total_steps,
                             per_epoch=self.steps_per_epoch)
-        return self.cfg.optim.lr * f * self.guard.lr_scale
+        return self.cfg.optim.lr * f * self.halvings.lr_scale
 
     # --- one step -----------------------------------------------------------------------------
     def batch(self, step: int):
@@ -100,24 +102,9 @@ class Trainer:
                                 np.random.default_rng([self.cfg.seed, step, 1]), fill=self.splits.black)
         return x, train.y[idx]
 
-    def train_step(self, step: int):
+    def train_step(self, step: int) -> StepResult:
         x, y = self.batch(step)
-        self.net.reseed(self.cfg.seed, step)
-        self.net.zero_grads()
-        with np.errstate(over="ignore", invalid="ignore"):   # the guard judges the result
-            loss, _, logits = self.net.loss_and_grads(x, y)
-        if not self.net.grads_finite():   # a NaN can hide behind a relu or a max and still
-            loss = math.nan               # poison the weights: treat it as a divergence
-        errors = int((logits.argmax(axis=1) != y).sum())
-        return loss, errors, len(y)
-
-    def diverged(self, loss: float) -> bool:
-        if not math.isfinite(loss):
-            return True
-        if len(self.guard.recent) < 5:
-            return False
-        ref = max(sum(self.guard.recent) / len(self.guard.recent), math.log(self.num_classes))
-        return loss > self.cfg.divergence.threshold * ref
+        return train_step(self.net, x, y, seed=self.cfg.seed, step=step)
 
     # --- snapshots ----------------------------------------------------------------------------
     def take_snapshot(self) -> None:
@@ -125,7 +112,8 @@ class Trainer:
             "step": self.step,
             "state": {k: v.copy() for k, v in self.net.state_dict().items()},
             "velocities": {k: v.copy() for k, v in self.velocities.items()},
-            "epoch_sums": dict(self.epoch_sums),
+            "epoch_sums": replace(self.epoch_sums),
+            "guard": self.guard.state(),
         }
 
     def restore_snapshot(self) -> None:
@@ -134,11 +122,11 @@ class Trainer:
         for k, v in snap["velocities"].items():
             self.velocities[k][...] = v
         self.step = snap["step"]
-        divergences = self.epoch_sums["divergences"]
-        self.epoch_sums = dict(snap["epoch_sums"], divergences=divergences)
+        self.epoch_sums = replace(snap["epoch_sums"], divergences=self.epoch_sums.divergences)
+        self.guard.load_state(snap["guard"])
 
-    def handle_divergence(self, loss: float) -> None:
-        g = self.guard
+    def handle_divergence(self, loss: float, why: str) -> None:
+        g = self.halvings
         d = self.cfg.divergence
         if self.step > g.fail_step:
             g.fail_step = self.step
@@ -148,17 +136,21 @@ class Trainer:
             tried = ", ".join(f"{r:.3g}" for r in g.history)
             last = os.path.join(self.out_dir, "last.npz")
             where = f"; the last good checkpoint is {last}" if os.path.exists(last) else ""
+            # no rate changes the loss of the first step: it comes before any update
+            first = (" (at step 0, before any update: check the initialisation and the data "
+                     "normalisation)" if g.fail_step == 0 else "")
             raise DivergenceError(
                 f"training diverged at step {g.fail_step} after {d.max_retries} halvings of the "
-                f"learning rate (rates tried: {tried}){where}; lower optim.lr or check the data")
+                f"learning rate (rates tried: {tried}){where}{first}; lower optim.lr or check "
+                f"the data")
         g.lr_scale /= d.factor
         self.restore_snapshot()
-        self.epoch_sums["divergences"] += 1
+        self.epoch_sums.divergences += 1
         new_lr = self.lr_at(self.step)
         self.log_json({"event": "divergence", "step": g.fail_step, "loss": _finite_or_none(loss),
-                       "lr": new_lr, "rollback_to": self.step})
-        self.reporter.event(f"diverged at step {g.fail_step} (loss {loss:.4g}): rolled back to step "
-                            f"{self.step}, learning rate now {new_lr:.4g}")
+                       "lr": new_lr, "rollback_to": self.step, "reason": why})
+        self.reporter.event(f"diverged at step {g.fail_step} (loss {loss:.4g}, {why}): rolled "
+                            f"back to step {self.step}, learning rate now {new_lr:.4g}")
 
     # --- the loop -----------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -175,27 +167,25 @@ class Trainer:
                     raise Interrupted(self.save("last.npz"))
                 step = self.step
                 lr = self.lr_at(step)
-                loss, errors, n = self.train_step(step)
-                if self.diverged(loss):
-                    self.handle_divergence(loss)
+                result = self.train_step(step)
+                why = self.guard.judge(result.loss)
+                if why is not None:
+                    self.handle_divergence(result.loss, why)
                     continue
                 # Snapshot a state only once its loss proved healthy: an update that blew the
                 # weights up shows only in the next step's loss.
                 if step % cfg.divergence.snapshot_every == 0:
                     self.take_snapshot()
                 sgd_step(self.net, self.velocities, lr, cfg.optim)
+                self.guard.accept(result.loss)
                 self.step += 1
-                g = self.guard
-                g.recent.append(loss)
-                if len(g.recent) > cfg.divergence.window:
-                    g.recent.popleft()
-                if self.step > g.fail_step + cfg.divergence.snapshot_every:
-                    g.retries = 0
+                if self.step > self.halvings.fail_step + cfg.divergence.snapshot_every:
+                    self.halvings.retries = 0
                 s = self.epoch_sums
-                s["loss"] += loss * n
-                s["errors"] += errors
-                s["seen"] += n
-                self.reporter.step(self, loss, lr)
+                s.loss += result.loss * result.n
+                s.errors += result.errors
+                s.seen += result.n
+                self.reporter.step(self, result.loss, lr)
                 ck = cfg.checkpoint
                 if ck.every_steps and self.step % ck.every_steps == 0:
                     self.save_rotating()
@@ -204,7 +194,7 @@ class Trainer:
                     last_ckpt_time = time.monotonic()
                 if self.step % self.steps_per_epoch == 0:
                     now = time.perf_counter()
-                    s["seconds"] += now - epoch_start
+                    s.seconds += now - epoch_start
                     self.end_epoch()
                     epoch_start = time.perf_counter()
                     last_ckpt_time = time.monotonic()
@@ -219,14 +209,14 @@ class Trainer:
         s = self.epoch_sums
         val = evaluate(self.net, self.splits.val, self.splits.mean, self.splits.std,
                        batch_size=cfg.train.eval_batch_size, num_classes=self.num_classes)
-        seconds = s["seconds"]
+        seconds = s.seconds
         row = {
             "epoch": epoch, "step": self.step,
-            "train_loss": s["loss"] / max(s["seen"], 1), "train_error": s["errors"] / max(s["seen"], 1),
+            "train_loss": s.loss / max(s.seen, 1), "train_error": s.errors / max(s.seen, 1),
             "val_loss": _finite_or_none(val["loss"]), "val_error": _finite_or_none(val["error"]),
             "lr": self.lr_at(max(self.step - 1, 0)), "seconds": round(seconds, 3),
-            "images_per_s": round(s["seen"] / seconds, 1) if seconds > 0 else None,
-            "divergences": s["divergences"],
+            "images_per_s": round(s.seen / seconds, 1) if seconds > 0 else None,
+            "divergences": s.divergences,
         }
         self.log_json(row)
         self.log_csv(row)
@@ -236,7 +226,7 @@ class Trainer:
         if improved:
             self.best_val_error = score
             self.best_epoch = epoch
-        self.epoch_sums = {"loss": 0.0, "errors": 0, "seen": 0, "seconds": 0.0, "divergences": 0}
+        self.epoch_sums = EpochSums()
         self.reporter.epoch(self, row)
         if improved:
             self.save("best.npz")
@@ -245,24 +235,24 @@ class Trainer:
             self.save_rotating(f"epoch-{epoch:03d}.npz")
 
     # --- checkpoints --------------------------------------------------------------------------
-    def meta(self) -> dict:
-        g = self.guard
-        return {
-            "config": self.config_text, "name": self.cfg.name,
-            "epoch": self.step // self.steps_per_epoch, "step": self.step,
-            "steps_per_epoch": self.steps_per_epoch, "batch_size": self.batch_size,
-            "lr": self.lr_at(self.step), "lr_scale": g.lr_scale, "seed": self.cfg.seed,
-            "guard": {"recent": list(g.recent), "retries": g.retries, "fail_step": g.fail_step,
-                      "history": g.history},
-            "best_val_error": None if math.isinf(self.best_val_error) else self.best_val_error,
-            "best_epoch": self.best_epoch,
-            "epoch_sums": self.epoch_sums,
-            "input_shape": list(self.splits.input_shape),
-            "mean": [float(v) for v in self.splits.mean], "std": [float(v) for v in self.splits.std],
-            "classes": list(self.splits.classes),
-            "rng": "counter-based: numpy default_rng([seed, epoch]) for batch order, "
-                   "([seed, step, 1]) for augmentation, ([seed, step, layer]) for dropout",
-        }
+    def meta(self) -> CheckpointMeta:
+        h = self.halvings
+        return CheckpointMeta(
+            config=self.config_text, name=self.cfg.name,
+            epoch=self.step // self.steps_per_epoch, step=self.step,
+            steps_per_epoch=self.steps_per_epoch, batch_size=self.batch_size,
+            lr=self.lr_at(self.step), lr_scale=h.lr_scale, seed=self.cfg.seed,
+            guard=GuardRecord(recent=self.guard.state(), retries=h.retries,
+                              fail_step=h.fail_step, history=list(h.history)),
+            best_val_error=None if math.isinf(self.best_val_error) else self.best_val_error,
+            best_epoch=self.best_epoch,
+            epoch_sums=replace(self.epoch_sums),
+            input_shape=list(self.splits.input_shape),
+            mean=[float(v) for v in self.splits.mean], std=[float(v) for v in self.splits.std],
+            classes=list(self.splits.classes),
+            rng="counter-based: numpy default_rng([seed, epoch]) for batch order, "
+                "([seed, step, 1]) for augmentation, ([seed, step, layer]) for dropout",
+        )
 
     def save(self, filename: str) -> str:
         path = os.path.join(self.out_dir, filename)
@@ -299,37 +289,20 @@ class Trainer:
             self.velocities[k][...] = v
         m = checkpoint.meta
         notes = []
-        if m.get("batch_size") != self.batch_size or m.get("steps_per_epoch") != self.steps_per_epoch:
+        if m.batch_size != self.batch_size or m.steps_per_epoch != self.steps_per_epoch:
             raise CheckpointError(
-                f"{checkpoint.path} was written with batch size {m.get('batch_size')} and "
-                f"{m.get('steps_per_epoch')} steps per epoch; this config gives {self.batch_size} "
+                f"{checkpoint.path} was written with batch size {m.batch_size} and "
+                f"{m.steps_per_epoch} steps per epoch; this config gives {self.batch_size} "
                 f"and {self.steps_per_epoch}: resume with the same batch size and data")
-        try:   # the metadata is JSON anyone could have edited: check every type
-            g, sums = m.get("guard") or {}, m.get("epoch_sums") or {}
-            if not isinstance(g, dict) or not isinstance(sums, dict):
-                raise TypeError("guard and epoch_sums must be JSON objects")
-            lr_scale = _number(m.get("lr_scale", 1.0))
-            recent = deque(_number(v) for v in g.get("recent", []))
-            retries, fail_step = _integer(g.get("retries", 0)), _integer(g.get("fail_step", -1))
-            history = [_number(v) for v in g.get("history", [])]
-            best = m.get("best_val_error")
-            best = math.inf if best is None else _number(best)
-            best_epoch = m.get("best_epoch")
-            best_epoch = None if best_epoch is None else _integer(best_epoch)
-            sums = {k: (_integer if isinstance(v0, int) else _number)(sums[k])
-                    for k, v0 in self.epoch_sums.items() if k in sums}
-            if lr_scale <= 0:
-                raise ValueError("lr_scale must be > 0")
-        except (TypeError, ValueError) as e:
-            raise CheckpointError(f"{checkpoint.path}: malformed metadata (training state: "
-                                  f"{e})") from None
-        self.step = int(m["step"])
-        self.guard.lr_scale, self.guard.recent, self.guard.history = lr_scale, recent, history
-        self.guard.retries, self.guard.fail_step = retries, fail_step
-        self.best_val_error, self.best_epoch = best, best_epoch
-        self.epoch_sums.update(sums)
+        self.step = m.step
+        self.halvings = Halvings(m.lr_scale, m.guard.retries, m.guard.fail_step,
+                                 list(m.guard.history))
+        self.guard.load_state(m.guard.recent)
+        self.best_val_error = math.inf if m.best_val_error is None else m.best_val_error
+        self.best_epoch = m.best_epoch
+        self.epoch_sums = replace(m.epoch_sums)
         try:
-            old = configmod.loads(m["config"], source=checkpoint.path)
+            old = configmod.loads(m.config, source=checkpoint.path)
             if old.optim.lr != self.cfg.optim.lr:
                 notes.append(f"learning rate changed: {old.optim.lr} -> {self.cfg.optim.lr}")
             if old.train.epochs != self.cfg.train.epochs:
@@ -381,17 +354,3 @@ class Trainer:
 def _finite_or_none(v):
     return v if v is not None and math.isfinite(v) else None
 
-
-def _number(v) -> float:
-    """A finite JSON number from checkpoint metadata; TypeError/ValueError otherwise."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise TypeError(f"expected a finite number, got {v!r}")
-    if not math.isfinite(v):
-        raise ValueError(f"expected a finite number, got {v!r}")
-    return float(v)
-
-
-def _integer(v) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"expected an integer, got {v!r}")
-    return v
