@@ -11,14 +11,16 @@ import time
 from functools import partial
 
 # isort: off
-import convtrain  # noqa: F401  (sets OPENBLAS_NUM_THREADS before numpy loads)
-# isort: on
-import numba
-import numpy as np
+from convtrain import runtime
 
-from convtrain.nn.kernels import conv as KC
-from convtrain.nn.layers.conv import Conv2D, ConvSpec
-from convtrain.nn.layers.local import LocallyConnected, LocalSpec
+runtime.configure()   # before numpy loads: single-threaded BLAS beside numba's threads
+# isort: on
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+from convtrain.nn.kernels import conv as KC  # noqa: E402
+from convtrain.nn.layers.conv import Conv2D, ConvSpec  # noqa: E402
+from convtrain.nn.layers.local import LocallyConnected, LocalSpec  # noqa: E402
 
 SHAPES = [  # C, H, W, F, K, pad
     (1, 28, 28, 6, 5, 2),

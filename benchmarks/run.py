@@ -814,8 +814,22 @@ def main(argv=None):
         Path(args.json).write_text(json.dumps(plain(raw), indent=1))
     target = args.out or (str(RESULTS) if not args.quick and not args.only else None)
     if target:
-        Path(target).write_text(text)
+        Path(target).write_text(text + kept_notes(Path(target)))
         log(f"written to {target}")
+
+
+NOTES_HEADING = "## Kernel notes"
+
+
+def kept_notes(path: Path) -> str:
+    """The hand-written notes at the end of RESULTS.md (measured facts behind the code's choices),
+    which a new report must not drop."""
+    try:
+        old = path.read_text()
+    except OSError:
+        return ""
+    at = old.find(NOTES_HEADING)
+    return "" if at < 0 else "\n" + old[at:]
 
 
 if __name__ == "__main__":

@@ -175,8 +175,10 @@ def test_another_schedule_registry_can_be_passed():
 
 def test_dataset_names_come_from_one_place(monkeypatch):
     assert C.DataConfig().dataset in registries.dataset_names()
-    monkeypatch.setattr(registries, "DATASETS", ("fashion-mnist", "mnist", "npz", "cifar10"))
+    from convtrain.data import readers
+    assert registries.dataset_names() == tuple(readers.READERS)
+    monkeypatch.setitem(readers.READERS, "cifar10", readers.READERS["npz"])
     assert loads("data: {dataset: cifar10}\n" + M).data.dataset == "cifar10"
-    monkeypatch.setattr(registries, "DATASETS", ("fashion-mnist",))
+    monkeypatch.setattr(readers, "READERS", {"fashion-mnist": readers.READERS["fashion-mnist"]})
     assert error_of("data: {dataset: npz}\n" + M) == (
         "bad.yaml:1: data.dataset: must be one of fashion-mnist, got 'npz'")

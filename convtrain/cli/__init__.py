@@ -62,6 +62,9 @@ def main():
     Start with:  convtrain fit configs/default.yaml
     Then:        convtrain eval runs/<name>/best.npz
     """
+    from .. import runtime   # before any command imports numpy or a kernel
+    for notice in runtime.configure():
+        click.echo(f"convtrain: {notice}", err=True)
 
 
 for _module in COMMAND_MODULES:

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 from .model import MAX_LAYERS, parse_model
-from .registries import DATASETS, schedule_types as default_schedule_types
+from .registries import schedule_types as default_schedule_types
 from .resolved import OVERRIDES, dump, with_overrides
 from .schedule import parse_schedule
 from .schema import (SECTIONS, TOP_KEYS, AugmentConfig, CheckpointConfig, Config, DataConfig,
@@ -43,7 +43,7 @@ from .yaml_lines import Context, compose, format_path, read_text
 __all__ = [
     "load", "loads", "dump", "with_overrides", "parse_model", "format_path",
     "Config", "LayerConfig", "AugmentConfig", "DataConfig", "OptimConfig", "DivergenceConfig",
-    "TrainConfig", "CheckpointConfig", "ConfigError", "DATASETS", "MAX_LAYERS", "OVERRIDES",
+    "TrainConfig", "CheckpointConfig", "ConfigError", "MAX_LAYERS", "OVERRIDES",
     "SECTIONS", "TOP_KEYS",
 ]
 

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-# The data readers' names: the only place config lists them (DataConfig.dataset's choices).
-DATASETS = ("fashion-mnist", "mnist", "npz")
-
-
 def layer_types() -> Mapping[str, Any]:
     """Layer type name -> layer class (with `.type`, `.Spec`, `.short`)."""
     from ..nn.layers.registry import LAYER_TYPES
@@ -25,5 +21,6 @@ def schedule_types() -> Mapping[str, Any]:
 
 
 def dataset_names() -> tuple[str, ...]:
-    """The values `data.dataset` takes."""
-    return DATASETS
+    """The values `data.dataset` takes: the data readers' table."""
+    from ..data.readers import READERS
+    return tuple(READERS)

@@ -103,11 +103,14 @@ class DivergenceConfig:
     factor: float = option(2.0, min=1.0, min_exclusive=True, doc="divide the lr by this")
     max_retries: int = option(8, min=0)
     threshold: float = option(10.0, min=1.0, min_exclusive=True,
-                              doc="a step diverges when its loss is not finite or exceeds threshold x "
-                                  "max(running mean of recent losses, ln(classes)); the floor "
-                                  "keeps noisy batches late in training from firing it")
+                              doc="a step diverges when its loss or a gradient is not finite, "
+                                  "when its loss exceeds threshold x the 95% quantile of recent "
+                                  "good losses (ln(classes) before any; the limit kept within "
+                                  "[ln(classes), threshold x ln(classes)]), or when the losses "
+                                  "keep rising (train/step.py)")
     snapshot_every: int = option(50, min=1, doc="steps between rollback snapshots")
-    window: int = option(50, min=1, doc="steps in the running loss")
+    window: int = option(50, min=1, doc="good losses in the guard's reference; the rising "
+                                                 "test compares the medians of two windows")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Doctor check 4: where the parameters and the FLOPs are, and the epoch time they cost."""
 from __future__ import annotations
 
+from ..fmt import fmt_flops
 from .doctor_check import PASS, TITLES, WARN, Check
 
 # A single layer holding more than this fraction of params / FLOPs is named;
@@ -30,7 +31,7 @@ def check_cost(cfg, input_shape, splits=None, state: dict | None = None) -> Chec
         flags.append(f"{top_f['name']} does {100 * top_f['flops_share']:.0f}% of the FLOPs")
     details = {"total_params": total_params, "total_flops": total_flops, "layers": layers,
                "flags": flags}
-    summary = f"{total_params:,} parameters, {_fmt_flops(total_flops)} FLOPs per image"
+    summary = f"{total_params:,} parameters, {fmt_flops(total_flops)} FLOPs per image"
     if flags:
         summary += "; " + "; ".join(flags)
     speed = state.get("images_per_s") if state else None
@@ -48,13 +49,6 @@ def check_cost(cfg, input_shape, splits=None, state: dict | None = None) -> Chec
     return Check("cost", TITLES["cost"], PASS, summary,
                  "" if not flags else "information only (dense layers usually hold the "
                  "parameters, convolutions the FLOPs)", details)
-
-
-def _fmt_flops(n: int) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(n)
 
 
 def _fmt_minutes(m: float) -> str:

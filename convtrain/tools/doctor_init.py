@@ -103,10 +103,10 @@ def _activation_stats(layer, h: np.ndarray) -> dict:
         return row
     row["mean"] = float(h64.mean())
     row["std"] = float(h64.std())
-    if layer.type == "relu":
+    if layer.activation == "relu":
         row["dead"] = float(np.all(h == 0, axis=0).mean())
-    elif layer.type == "tanh":
+    elif layer.activation == "tanh":
         row["saturated"] = float((np.abs(h64) > 0.99).mean())
-    elif layer.type == "sigmoid":
+    elif layer.activation == "sigmoid":
         row["saturated"] = float(((h64 < 0.01) | (h64 > 0.99)).mean())
     return row

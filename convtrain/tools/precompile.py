@@ -26,10 +26,8 @@ import tempfile
 def _cache_dir() -> str:
     import numba
 
-    from ..nn.kernels import _jit   # noqa: F401  (it may point numba at a writable fallback folder)
-    if numba.config.CACHE_DIR:
-        return numba.config.CACHE_DIR
-    return os.path.join(os.path.dirname(os.path.abspath(_jit.__file__)), "__pycache__")
+    from .. import runtime
+    return numba.config.CACHE_DIR or runtime.KERNEL_CACHE
 
 
 def _marker(cfg, input_shape) -> str:
@@ -115,4 +113,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    from .. import runtime
+    runtime.configure()   # inherited from fit's environment already; for a run by hand
     sys.exit(main(sys.argv[1:]))

@@ -27,7 +27,7 @@ def load_for_inference(path: str, *, data_path: str | None = None, need_data: bo
     c = ckpt.load(path)
     c.require("input_shape", "mean", "std", "classes")
     try:
-        cfg = configmod.loads(c.meta.config, source=f"{path} (stored config)")
+        cfg = configmod.loads(c.meta.config, source=f"{path} (stored config)", stored=True)
     except ConfigError as e:
         raise CheckpointError(f"{path}: the stored config is invalid: {e}") from None
     m = c.meta

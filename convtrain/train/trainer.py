@@ -302,7 +302,7 @@ class Trainer:
         self.best_epoch = m.best_epoch
         self.epoch_sums = replace(m.epoch_sums)
         try:
-            old = configmod.loads(m.config, source=checkpoint.path)
+            old = configmod.loads(m.config, source=checkpoint.path, stored=True)
             if old.optim.lr != self.cfg.optim.lr:
                 notes.append(f"learning rate changed: {old.optim.lr} -> {self.cfg.optim.lr}")
             if old.train.epochs != self.cfg.train.epochs:

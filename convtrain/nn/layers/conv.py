@@ -20,7 +20,7 @@ import numpy as np
 from ...errors import ShapeError
 from ..kernels import conv as K
 from ..kernels import winograd
-from ..kernels.winograd_grad import winograd_backward, winograd_weight_gradient
+from ..kernels.winograd import winograd_backward, winograd_weight_gradient
 from ...config.spec import option, padding, pair
 from .base import Layer, _fit_hint, conv_out_size, resolve_padding
 
@@ -313,7 +313,7 @@ class Conv2D(WindowLayer):
         db = self._bias_grad()
         mask = cache.relu_out
         if g.SH == 1 and g.SW == 1 and winograd.use_backward(g.C, F, g.KH, g.KW, g.OH, g.OW):
-            # both gradients in one pass that shares dout's transform (kernels/winograd_grad.py)
+            # both gradients in one pass that shares dout's transform (kernels/winograd.py)
             dx = np.empty((N, g.C, g.H, g.W), dtype=self.dtype) if need_dx else None
             winograd_backward(cache.xp, dout, mask if mask is not None else dout,
                               mask is not None, w, dw, db, dx, g.pt, g.pl,
