@@ -13,7 +13,7 @@ import pytest
 
 from convtrain import config as C
 from convtrain.errors import ConfigError
-from convtrain.nn.layers.common import LayerCommon
+from convtrain.config.common import LayerCommon
 from convtrain.config.spec import option, padding, pair
 
 

@@ -34,7 +34,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from ..nn.layers.common import COMMON_KEYS, LayerCommon
+from .common import COMMON_KEYS, LayerCommon
 from .registries import layer_types as default_layer_types
 from .schema import LayerConfig
 from .spec import SpecError, build_spec, check_field, describe, did_you_mean

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..nn.layers.common import LayerCommon
+from .common import LayerCommon
 from .registries import dataset_names
 from .schedule import schedule_to_dict
 from .spec import SpecError, check_field, describe, option, spec_to_dict

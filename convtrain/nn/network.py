@@ -12,7 +12,7 @@ from .layers.base import LINEAR_INIT
 from .loss import softmax_cross_entropy
 
 if TYPE_CHECKING:
-    from .layers.common import LayerCommon
+    from ..config.common import LayerCommon
 
 
 def layer_types():

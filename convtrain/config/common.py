@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...config.spec import describe, option
+from .spec import describe, option
 
 
 def init_scheme(v) -> tuple[str, float] | None:
