@@ -9,6 +9,23 @@ import click
 
 from .common import EXIT_INTERRUPTED, POSITIVE, input_shape
 
+AUTO_LR = "auto"
+
+
+class _RateOrAuto(click.ParamType):
+    """A positive finite number, or `auto`: the rate lr-search chooses."""
+    name = "LR|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.strip().lower() == AUTO_LR:
+            return AUTO_LR
+        try:
+            return POSITIVE.convert(value, param, ctx)
+        except click.BadParameter:
+            self.fail(f"{value!r} is not a learning rate: give a positive number (e.g. 0.05) "
+                      f"or `{AUTO_LR}` (run lr-search first and train at the rate it chooses)",
+                      param, ctx)
+
 
 # --- fit --------------------------------------------------------------------------------------
 
@@ -16,7 +33,9 @@ from .common import EXIT_INTERRUPTED, POSITIVE, input_shape
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
 @click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
 @click.option("--seed", type=click.IntRange(min=0), help="Override the config's seed.")
-@click.option("--lr", type=POSITIVE, help="Override optim.lr.")
+@click.option("--lr", type=_RateOrAuto(),
+              help="Override optim.lr; `auto`: run lr-search first (its defaults, on the "
+                   "config's training set) and train at the rate it chooses.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<name>).")
 @click.option("--resume", is_flag=False, flag_value="auto", default=None, metavar="[auto|PATH]",
               help="Continue from a checkpoint; `auto` (or no value) uses <out>/last.npz if present.")
@@ -40,7 +59,9 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
                                  param_hint="--resume")
     if resume and fresh:
         raise click.UsageError("pass --resume or --fresh, not both")
-    cfg = configmod.with_overrides(configmod.load(config_path), epochs=epochs, seed=seed, lr=lr)
+    auto = lr == AUTO_LR
+    cfg = configmod.with_overrides(configmod.load(config_path), epochs=epochs, seed=seed,
+                                   lr=None if auto else lr)
     out_dir = out or runs.default_dir(cfg)
     resume_path = runs.prepare(out_dir, config_path, resume=resume, fresh=fresh)
     checkpoint = ckpt.load(resume_path) if resume_path else None
@@ -49,6 +70,8 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
     helper = precompile.start(cfg, cfg.input) if cfg.input else None
     try:
         splits = datamod.load(cfg.data, seed=cfg.seed, input_shape=cfg.input)
+        if auto:
+            cfg = configmod.with_overrides(cfg, lr=_auto_rate(cfg, splits, checkpoint))
         net = Network.build(cfg.model, splits.input_shape, seed=cfg.seed, source=cfg.source)
         if not cfg.input:   # (with cfg.input, the data's shape is that one: already checked)
             helper = precompile.start(cfg, splits.input_shape)
@@ -63,7 +86,8 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
     except Interrupted as stop:
         click.echo(f"\ninterrupted: checkpoint written to {stop.path}\n"
                    f"resume with: convtrain fit {config_path} --resume {stop.path}"
-                   + (f" --out {out_dir}" if out else ""), err=True)
+                   + (f" --out {out_dir}" if out else "") + (" --lr auto" if auto else ""),
+                   err=True)
         sys.exit(EXIT_INTERRUPTED)
     finally:
         precompile.stop(helper)
@@ -76,6 +100,20 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
         click.echo(f"done: best {metric} {shown} at epoch {result['best_epoch']}; "
                    f"best checkpoint {result['best_checkpoint']}")
     _maybe_plot(out_dir)
+
+
+def _auto_rate(cfg, splits, checkpoint) -> float:
+    """`fit --lr auto`: the rate lr-search chooses; a resumed run keeps the rate it started with."""
+    from .. import config as configmod
+
+    if checkpoint is not None:
+        rate = configmod.loads(checkpoint.meta.config, source=checkpoint.path, stored=True).optim.lr
+        click.echo(f"learning rate: {rate:g}, the rate this run started with (--lr auto)")
+        return rate
+    result = _search(cfg, splits)
+    click.echo(f"learning rate: {result.chosen:g}, chosen by lr-search (--lr auto; "
+               f"the config says {cfg.optim.lr:g})")
+    return result.chosen
 
 
 def _maybe_plot(out_dir):
@@ -135,43 +173,87 @@ def gradcheck(config_path, batch, tol, seed, samples):
 @click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True,
               help="Passes over the subset per trial.")
 @click.option("--write", "write_path", type=click.Path(dir_okay=False),
-              help="Write a copy of the config with the chosen rate.")
-def lr_search(config_path, subset, start, min_lr, steps, epochs, write_path):
-    """Find a learning rate: start large, halve until the loss goes down (Bottou 2012)."""
+              help="Write a copy of the config with the chosen rate and its own run name "
+                   "(only those lines change).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Draw loss against rate into this PNG (default with --write: "
+                   "<OUT>-lr-search.png beside it).")
+def lr_search(config_path, subset, start, min_lr, steps, epochs, write_path, plot_path):
+    """Find a learning rate (Bottou 2012): train the same initial net for the same budget at
+    each rate of a halving grid from --start; choose the one that lowers the subset loss most."""
     from .. import config as configmod
     from .. import data as datamod
-    from ..fmt import table
+    from ..config.edit import retarget
     from ..tools import lr_search as search_mod
 
     if min_lr > start:
         raise click.BadParameter(f"--min {min_lr:g} is above --start {start:g}", param_hint="--min")
-    if write_path:   # fail now, not after the search
-        if (os.path.exists(write_path) and os.path.exists(config_path)
-                and os.path.samefile(write_path, config_path)):
-            raise click.BadParameter("would overwrite CONFIG itself; write the copy elsewhere",
-                                     param_hint="--write")
-        folder = os.path.dirname(os.path.abspath(write_path))
-        if not os.path.isdir(folder):
-            raise click.BadParameter(f"{folder} is not a folder", param_hint="--write")
+    for path, option in ((write_path, "--write"), (plot_path, "--plot")):
+        _check_output(path, config_path, option)   # fail now, not after the search
     cfg = configmod.load(config_path)
     splits = datamod.load(cfg.data, seed=cfg.seed, input_shape=cfg.input)
-    click.echo(f"searching on {min(subset, len(splits.train.y)):,} training images, from {start:g}")
-
-    def show(trial):
-        verdict = "diverged" if trial.diverged else ("ok" if trial.ok else "no progress")
-        click.echo(f"  lr {trial.lr:<10.4g} loss {trial.initial_loss:.4f} -> {trial.final_loss:.4f}  {verdict}")
-
-    trials, chosen = search_mod.search(cfg, splits, subset=subset, start=start, min_lr=min_lr,
-                                       steps=steps, epochs=epochs, on_trial=show)
-    rows = [[f"{t.lr:.4g}", f"{t.initial_loss:.4f}", f"{t.final_loss:.4f}",
-             "yes" if t.diverged else "no"] for t in trials]
-    click.echo(table(["rate", "initial loss", "final loss", "diverged"], rows, "rrrl"))
-    click.echo(f"chosen learning rate: {chosen:.4g}")
+    result = _search(cfg, splits, subset=subset, start=start, min_lr=min_lr, steps=steps,
+                     epochs=epochs)
     if write_path:
-        new = configmod.with_overrides(cfg, lr=chosen)
-        with open(write_path, "w") as f:
-            f.write(configmod.dump(new))
-        click.echo(f"wrote {write_path}")
+        name = search_mod.own_name(cfg, write_path, result.chosen)
+        text = retarget(cfg, write_path, {"optim.lr": result.chosen, "name": name})
+        with open(write_path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        click.echo(f"wrote {write_path} (optim.lr: {result.chosen:g}, name: {name})")
+        plot_path = plot_path or os.path.splitext(write_path)[0] + "-lr-search.png"
+    if plot_path:
+        _plot_search(result, plot_path, cfg.name)
+
+
+def _check_output(path, config_path, option):
+    if not path:
+        return
+    if os.path.exists(path) and os.path.exists(config_path) and os.path.samefile(path, config_path):
+        raise click.BadParameter("would overwrite CONFIG itself; write the copy elsewhere",
+                                 param_hint=option)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise click.BadParameter(f"{folder} is not a folder", param_hint=option)
+
+
+def _search(cfg, splits, **options):
+    """Run lr-search with its trials shown as they end, then the table -> the SearchResult."""
+    from ..fmt import table
+    from ..tools import lr_search as search_mod
+
+    n = min(options.get("subset", search_mod.SUBSET), len(splits.train.y))
+    start = options.get("start", search_mod.START)
+    click.echo(f"lr-search: {n:,} training images; rates from {start:g}, halving")
+
+    def show(trial):   # progress on stderr; the table below is the result
+        click.echo(f"  lr {trial.lr:<10g} loss {trial.final_loss:.4f}"
+                   + (" (diverged)" if trial.diverged else ""), err=True)
+
+    result = search_mod.search(cfg, splits, on_trial=show, **options)
+    rows = [[f"{t.lr:g}", _loss(t.initial_loss), _loss(t.final_loss), _verdict(t),
+             "<- chosen" if t.lr == result.chosen else ""] for t in result.trials]
+    click.echo(table(["rate", "initial loss", "final loss", "diverged", ""], rows, "rrrll"))
+    click.echo(f"{result.stopped}; {result.steps} steps per rate")
+    click.echo(f"chosen learning rate: {result.chosen:g} (the lowest loss on the subset)")
+    return result
+
+
+def _loss(value):
+    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+
+
+def _verdict(trial):
+    if trial.diverged:
+        return f"yes: {trial.why} at step {trial.steps + 1}"
+    return "no" if trial.ok else "no (loss did not fall)"
+
+
+def _plot_search(result, out, title):
+    try:
+        from ..tools import viz
+        click.echo(f"plot: {viz.plot_lr_search(result, out, title)}")
+    except ImportError:
+        click.echo("note: no plot (it needs matplotlib: pip install 'convtrain[viz]')", err=True)
 
 
 # --- doctor -----------------------------------------------------------------------------------
@@ -263,9 +345,11 @@ def _echo_check(check, verbose):
                        f"{100 * r['params_share']:.0f}%", fmt_flops(r["flops"]),
                        f"{100 * r['flops_share']:.0f}%"] for r in rows], "llrrrr"))
     elif check.name == "lr" and show and d.get("trials"):
-        indent(table(["rate", "initial loss", "final loss", "diverged"],
+        indent(table(["rate", "initial loss", "final loss", "diverged", ""],
                      [[f"{t['lr']:.4g}", f"{t['initial_loss']:.4f}", num(t["final_loss"], ".4f"),
-                       "yes" if t["diverged"] else "no"] for t in d["trials"]], "rrrl"))
+                       f"yes: {t['why']}" if t["diverged"] else "no",
+                       "<- chosen" if t["lr"] == d["chosen"] else ""] for t in d["trials"]],
+                     "rrrll"))
 
 
 COMMANDS = [fit, lr_search, gradcheck, doctor]

@@ -104,22 +104,25 @@ def check_lr(cfg, splits, *, subset: int = 512) -> Check:
 
     start = max(1.0, 2 * cfg.optim.lr)
     try:
-        trials, chosen = lr_search.search(cfg, splits, subset=subset, start=start, min_lr=1e-6)
+        result = lr_search.search(cfg, splits, subset=subset, start=start, min_lr=1e-6)
     except ConvtrainError as e:
         return Check("lr", TITLES["lr"], FAIL, str(e),
                      "no rate lowers the loss: check backprop (gradient check) and the data/labels")
-    ours = cfg.optim.lr
-    details = {"subset": min(subset, len(splits.train.y)), "chosen": chosen, "config_lr": ours,
+    ours, chosen = cfg.optim.lr, result.chosen
+    largest = max(t.lr for t in result.trials if t.ok)
+    details = {"subset": result.subset, "steps": result.steps, "chosen": chosen,
+               "largest_ok": largest, "config_lr": ours, "stopped": result.stopped,
                "trials": [{"lr": t.lr, "initial_loss": t.initial_loss,
                            "final_loss": t.final_loss if math.isfinite(t.final_loss) else None,
-                           "diverged": t.diverged} for t in trials]}
-    summary = f"the search picks {chosen:.3g} (the largest rate that lowers the loss); the config uses {ours:g}"
-    if ours > 2 * chosen:
+                           "diverged": t.diverged, "why": t.why} for t in result.trials]}
+    summary = (f"the search picks {chosen:.3g} (the lowest loss on {result.subset} images after "
+               f"{result.steps} steps); the config uses {ours:g}")
+    if ours > 2 * largest:
         return Check("lr", TITLES["lr"], WARN, summary,
-                     f"the config's rate is above what trains: lower optim.lr to about {chosen:.2g}",
-                     details)
-    if ours < chosen / 64:
+                     f"the config's rate is above every rate that lowered the loss (the largest: "
+                     f"{largest:.3g}): lower optim.lr to about {chosen:.2g}", details)
+    if ours < chosen / 16:
         return Check("lr", TITLES["lr"], WARN, summary,
-                     f"the config's rate is far below what trains: training may be slow; try about "
-                     f"{chosen / 2:.2g}", details)
+                     f"the config's rate is far below the search's: training may be slow; try "
+                     f"about {chosen:.2g}", details)
     return Check("lr", TITLES["lr"], PASS, summary, "", details)

@@ -164,6 +164,38 @@ def plot_curves(run_dir: str, out: str | None = None) -> str:
     return out
 
 
+def plot_lr_search(result, out: str, title: str = "lr-search") -> str:
+    """Write `out`: each trial's final loss on the subset against its rate (log axis), the
+    initial loss dashed, diverged trials as red crosses along the top, the chosen rate circled.
+    `result` is a tools.lr_search.SearchResult. -> out. ImportError without matplotlib."""
+    from matplotlib.figure import Figure   # ImportError without the viz extra
+
+    _check_overwrite(out)
+    done = [t for t in result.trials if not t.diverged]
+    initial = result.trials[0].initial_loss
+    fig = Figure(figsize=(6.5, 4.2), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    ax.set_xscale("log")
+    ax.plot([t.lr for t in done], [t.final_loss for t in done], "o-", ms=4, color="tab:blue",
+            label="final loss")
+    ax.axhline(initial, color="gray", ls="--", lw=1, label="initial loss")
+    bad = [t.lr for t in result.trials if t.diverged]
+    if bad:
+        top = 1.05 * max([initial] + [t.final_loss for t in done])
+        ax.plot(bad, [top] * len(bad), "x", ms=8, mew=2, color="tab:red", label="diverged")
+    best = result.best
+    ax.plot([best.lr], [best.final_loss], "o", ms=13, mfc="none", mec="tab:green", mew=2,
+            label=f"chosen: {best.lr:.4g}")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"loss on {result.subset} training images")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle(f"{title}: {len(result.trials)} rates, {result.steps} steps each", fontsize=10)
+    _make_folder(out)
+    fig.savefig(out, format="png")
+    return out
+
+
 # --- grids --------------------------------------------------------------------------------------
 
 def grid_size(n: int, tile_h: int, tile_w: int, cols: int, pad: int = PAD) -> tuple[int, int]:
