@@ -117,13 +117,79 @@ def test_gradcheck_passes_on_the_synthetic_config(tmp_path):
     assert "PASS" in res.output and "conv1.weight" in res.output
 
 
-def test_lr_search_picks_and_writes_a_rate(tmp_path):
+def test_lr_search_writes_a_copy_that_differs_only_in_the_rate_and_the_name(tmp_path):
     cfg = write_config(tmp_path)
+    cfg.write_text(cfg.read_text().replace("optim: {lr: 0.05, momentum: 0.9}",
+                                           "optim: {lr: 0.05, momentum: 0.9}   # by hand"))
     out = tmp_path / "tuned.yaml"
     res = run("lr-search", cfg, "--subset", "128", "--start", "64", "--write", out)
     assert res.exit_code == 0, res.output
-    assert "chosen learning rate" in res.output
-    assert "lr:" in out.read_text()
+    chosen = float(res.output.split("chosen learning rate: ")[1].split()[0])
+    marked = [line for line in res.output.splitlines() if line.endswith("<- chosen")]
+    assert len(marked) == 1 and float(marked[0].split()[0]) == chosen
+    assert "diverged" in res.output and "stopped early" in res.output
+    old, new = cfg.read_text().splitlines(), out.read_text().splitlines()
+    assert len(old) == len(new)
+    assert [(a, b) for a, b in zip(old, new) if a != b] == [
+        ("name: synth", "name: tuned"),
+        ("optim: {lr: 0.05, momentum: 0.9}   # by hand",
+         f"optim: {{lr: {chosen!r}, momentum: 0.9}}   # by hand")]
+    from convtrain import config as configmod
+    assert configmod.load(str(out)).optim.lr == chosen
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "note: no plot" in res.output
+    else:
+        assert (tmp_path / "tuned-lr-search.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_lr_search_refuses_to_overwrite_its_config(tmp_path):
+    cfg = write_config(tmp_path)
+    before = cfg.read_text()
+    res = run("lr-search", cfg, "--write", cfg)
+    assert res.exit_code == 2 and "would overwrite CONFIG" in res.output
+    assert cfg.read_text() == before
+
+
+def test_lr_search_without_matplotlib_notes_it_in_one_line(tmp_path, monkeypatch):
+    import sys
+    for module in ("matplotlib", "matplotlib.figure"):
+        monkeypatch.setitem(sys.modules, module, None)   # `import matplotlib` now fails
+    cfg = write_config(tmp_path)
+    res = CliRunner().invoke(main, ["lr-search", str(cfg), "--subset", "64", "--start", "4",
+                                    "--steps", "4", "--plot", str(tmp_path / "p.png")])
+    assert res.exit_code == 0, res.output
+    assert "Traceback" not in res.output and not (tmp_path / "p.png").exists()
+    assert [line for line in res.output.splitlines() if "plot" in line] == [
+        "note: no plot (it needs matplotlib: pip install 'convtrain[viz]')"]
+
+
+def test_fit_lr_auto_searches_then_trains_at_the_chosen_rate(tmp_path):
+    cfg = write_config(tmp_path, epochs=1)
+    out = tmp_path / "run"
+    res = run("fit", cfg, "--lr", "auto", "--out", out)
+    assert res.exit_code == 0, res.output
+    chosen = float(res.output.split("chosen learning rate: ")[1].split()[0])
+    assert f"learning rate: {chosen:g}, chosen by lr-search" in res.output
+    assert "<- chosen" in res.output
+    from convtrain import config as configmod
+    assert configmod.load(str(out / "config.yaml"), stored=True).optim.lr == chosen
+    first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["lr"] <= chosen
+    # resumed, the run keeps the rate it started with: no second search
+    res = run("fit", cfg, "--lr", "auto", "--out", out, "--resume", "--epochs", "2")
+    assert res.exit_code == 0, res.output
+    assert f"learning rate: {chosen:g}, the rate this run started with" in res.output
+    assert "lr-search" not in res.output and "learning rate changed" not in res.output
+
+
+@pytest.mark.parametrize("value", ["fast", "0", "-0.1", "nan", "inf", ""])
+def test_fit_lr_takes_a_positive_number_or_auto(tmp_path, value):
+    res = run("fit", write_config(tmp_path), "--lr", value, "--out", tmp_path / "run")
+    assert res.exit_code == 2
+    assert "is not a learning rate: give a positive number (e.g. 0.05) or `auto`" in res.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_model_with_too_few_outputs_is_a_clear_error(tmp_path):

@@ -11,6 +11,7 @@ from convtrain.tools import doctor
 from convtrain.tools.doctor_gradients import suspect_layers
 from convtrain.cli import main
 from convtrain.tools.gradcheck import TensorCheck
+from convtrain.tools.lr_search import TIE
 from convtrain.nn.layers.activation import ReLU
 from convtrain.nn.layers.registry import LAYER_TYPES
 from convtrain.nn.network import Network
@@ -62,6 +63,19 @@ def test_doctor_text_output_and_lr_check(tmp_path):
         assert title in result.output
     assert "PASS: 5 PASS" in result.output
     assert "0/32 wrong" in result.output
+
+
+def test_the_lr_check_reports_the_rate_with_the_lowest_loss(tmp_path):
+    cfg = write_config(tmp_path)
+    cfg.write_text(cfg.read_text().replace("lr: 0.05", "lr: 500.0"))
+    code, report = doctor_json(cfg, "--lr", "--subset", "32", "--steps", "20")
+    lr = by_name(report)["lr"]
+    d = lr["details"]
+    done = [t for t in d["trials"] if not t["diverged"] and t["final_loss"] < t["initial_loss"]]
+    lowest = min(t["final_loss"] for t in done)
+    assert d["chosen"] == min(t["lr"] for t in done if t["final_loss"] <= lowest * (1 + TIE))
+    assert d["trials"][0]["lr"] == 1000.0 and d["trials"][0]["diverged"] and d["trials"][0]["why"]
+    assert lr["status"] == "WARN" and "above every rate that lowered the loss" in lr["hint"]
 
 
 @needs_fmnist

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Any
 
 import yaml
@@ -65,12 +66,16 @@ def _set_value(text: str, path: tuple[str, ...], value) -> str:
             for inner in reversed(path[depth + 1:]):
                 nested = {inner: nested}
             start, end = child.start_mark.index, child.end_mark.index
+            start += _PROPERTIES.match(text, start, end).end() - start   # keep `&anchor !!tag`
             space = " " if text[start - 1:start] == ":" else ""   # `lr:` with no value
             return text[:start] + space + flow(nested) + text[end:]
         if not isinstance(child, yaml.MappingNode):
             raise ConfigError(f"cannot set {'.'.join(path)}: {where} is not a mapping")
         node = child
     raise AssertionError("unreachable")
+
+
+_PROPERTIES = re.compile(r"(?:[&!]\S*\s+)*")
 
 
 def _is_null(node) -> bool:
@@ -106,7 +111,7 @@ def retarget(cfg, out_path: str, changes: dict[str, Any]) -> str:
     the same data. ConfigError when the result would not load as `cfg` with the changes."""
     changes = dict(changes)
     raw, _ = compose(cfg.text, cfg.source)
-    written = (raw.get("data") or {}).get("path") if isinstance(raw, dict) else None
+    written = (raw.get("data") or {}).get("path")
     if (isinstance(written, str) and not os.path.isabs(os.path.expanduser(written))
             and cfg.data.path is not None and "data.path" not in changes):
         old_folder = os.path.dirname(os.path.abspath(cfg.source))
@@ -120,6 +125,8 @@ def retarget(cfg, out_path: str, changes: dict[str, Any]) -> str:
         got = loads(text, out_path)
     except ConfigError as e:
         raise ConfigError(f"cannot write {out_path}: the edited config does not load ({e})") from None
+    if "name" not in changes and "name" not in raw:   # it takes its file's name
+        expected = dataclasses.replace(expected, name=got.name)
     if got != expected:
         raise ConfigError(f"cannot write {out_path}: editing the text changed more than "
                           f"{', '.join(changes)} (an anchor shared with another key?); "
