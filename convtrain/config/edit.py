@@ -49,10 +49,8 @@ def _set_value(text: str, path: tuple[str, ...], value) -> str:
         pair = next(((k, v) for k, v in node.value
                      if isinstance(k, yaml.ScalarNode) and k.value == key
                      and k.tag != "tag:yaml.org,2002:merge"), None)
+        nested = _nest(path[depth + 1:], value)
         if pair is None:
-            nested = value
-            for inner in reversed(path[depth + 1:]):
-                nested = {inner: nested}
             return _insert(text, node, f"{key}: {flow(nested)}", where, root=depth == 0)
         key_node, child = pair
         if child.start_mark.index < key_node.end_mark.index:   # an alias: defined earlier
@@ -62,17 +60,21 @@ def _set_value(text: str, path: tuple[str, ...], value) -> str:
         if last or _is_null(child):
             if not isinstance(child, yaml.ScalarNode):
                 raise ConfigError(f"cannot set {where}: it is not a plain value")
-            nested = value
-            for inner in reversed(path[depth + 1:]):
-                nested = {inner: nested}
-            start, end = child.start_mark.index, child.end_mark.index
-            start += _PROPERTIES.match(text, start, end).end() - start   # keep `&anchor !!tag`
+            end = child.end_mark.index
+            start = _PROPERTIES.match(text, child.start_mark.index, end).end()   # keep `&a !!tag`
             space = " " if text[start - 1:start] == ":" else ""   # `lr:` with no value
             return text[:start] + space + flow(nested) + text[end:]
         if not isinstance(child, yaml.MappingNode):
             raise ConfigError(f"cannot set {'.'.join(path)}: {where} is not a mapping")
         node = child
     raise AssertionError("unreachable")
+
+
+def _nest(keys: tuple[str, ...], value):
+    """("a", "b"), 1 -> {"a": {"b": 1}}"""
+    for key in reversed(keys):
+        value = {key: value}
+    return value
 
 
 _PROPERTIES = re.compile(r"(?:[&!]\S*\s+)*")
