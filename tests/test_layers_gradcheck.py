@@ -5,6 +5,7 @@ import pytest
 from convtrain.tools.gradcheck import check_layer
 from convtrain.nn.layers.registry import LAYER_TYPES
 from convtrain.config.spec import build_spec
+from convtrain.nn.kernels import winograd
 
 # type -> list of (spec options, per-sample input shape). Every registered type needs an entry.
 EXAMPLES = {
@@ -114,28 +115,71 @@ def test_batch_norm_uses_running_statistics_in_evaluation():
     np.testing.assert_allclose(y_eval, y_train, atol=1e-2)
 
 
-@pytest.mark.parametrize("type_,opts,shape", CASES, ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(CASES)])
+def in_both_dtypes(type_, opts, shape, x, *, train=True):
+    """Forward and backward of the same layer in float64 and float32, on the same values: the
+    float32 parameters, input and output gradient, exactly representable in both.
+    -> {dtype: {"y": output, "dx": input gradient, "d<param>": parameter gradients}}."""
+    l32 = make_layer(type_, opts, shape, np.float32)
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    results = {}
+    for dtype in (np.float64, np.float32):
+        layer = make_layer(type_, opts, shape, dtype)
+        for key, p in l32.params.items():
+            layer.params[key][...] = p
+        layer.reseed(1)
+        y, cache = layer.forward(x32.astype(dtype), train=train)
+        d = np.random.default_rng(6).standard_normal(y.shape).astype(np.float32).astype(dtype)
+        dx = layer.backward(d, cache)
+        results[dtype] = {"y": y, "dx": dx, **{"d" + k: g.copy() for k, g in layer.grads.items()}}
+    return results
+
+
+@pytest.mark.parametrize("type_,opts,shape", CASES, ids=IDS)
 def test_float32_backward_matches_float64(type_, opts, shape):
     """The float32 kernels (what training runs) agree with the gradient-checked float64 ones."""
     if type_ == "dropout":
         return
-    results = {}
     x = np.random.default_rng(5).standard_normal((4,) + shape)
-    for dtype in (np.float64, np.float32):
-        layer = make_layer(type_, opts, shape, dtype)
-        if dtype == np.float32:
-            for key in results[np.float64][2]:
-                layer.params[key][...] = results[np.float64][3][key]
-        y, cache = layer.forward(np.ascontiguousarray(x, dtype=dtype), train=True)
-        d = np.random.default_rng(6).standard_normal(y.shape).astype(dtype)
-        dx = layer.backward(d, cache)
-        results[dtype] = (y, dx, {k: g.copy() for k, g in layer.grads.items()},
-                          {k: p.copy() for k, p in layer.params.items()})
-    a, b = results[np.float64], results[np.float32]
-    assert b[1].dtype == np.float32
-    np.testing.assert_allclose(b[1], a[1], rtol=1e-3, atol=1e-3 * np.abs(a[1]).max())
-    for key in a[2]:
-        np.testing.assert_allclose(b[2][key], a[2][key], rtol=1e-3, atol=1e-3 * np.abs(a[2][key]).max())
+    both = in_both_dtypes(type_, opts, shape, x)
+    a, b = both[np.float64], both[np.float32]
+    assert b["dx"].dtype == np.float32
+    for key in a:
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-3, atol=1e-3 * np.abs(a[key]).max(),
+                                   err_msg=key)
+
+
+# Inputs far from zero: float32 holds them to 7 digits, but a layer that subtracts a local or a
+# batch mean (LCN, batch norm) cancels the offset, and where it computes its statistics in float32
+# or as a one-pass E[x^2] - E[x]^2 the output keeps no digit of the small signal.
+OFFSETS = [(100.0, 0.01), (1000.0, 0.1)]
+# what a careful float32 implementation keeps, relative to each result's largest entry (measured:
+# under 2e-7 for every layer; tanh and sigmoid's gradients there are below float32's range)
+OFFSET_TOL = 1e-5
+
+
+# the examples above are too small for the Winograd convolution training takes on larger maps
+WINOGRAD = ("conv", {"filters": 32, "size": 5, "pad": 2}, (16, 28, 28))
+
+
+@pytest.mark.parametrize("offset,spread", OFFSETS)
+@pytest.mark.parametrize("type_,opts,shape", CASES + [WINOGRAD], ids=IDS + ["conv-winograd"])
+def test_float32_keeps_its_precision_on_a_large_offset(type_, opts, shape, offset, spread):
+    """Forward, input and parameter gradients of float32 against float64, on offset + spread *
+    noise, in training (random layers draw other masks per dtype: evaluation only) and in
+    evaluation."""
+    if (type_, opts, shape) == WINOGRAD:
+        assert winograd.use_forward(16, 32, 5, 5, 28, 28) and winograd.use_backward(16, 32, 5, 5, 28, 28)
+    x = offset + spread * np.random.default_rng(5).standard_normal((4,) + shape)
+    modes = [False] if LAYER_TYPES[type_].random else [True, False]
+    for train in modes:
+        both = in_both_dtypes(type_, opts, shape, x, train=train)
+        for key, want in both[np.float64].items():
+            got = both[np.float32][key]
+            assert got.dtype == np.float32, key
+            err = np.abs(got - want).max()
+            bound = OFFSET_TOL * np.abs(want).max() + np.finfo(np.float32).tiny
+            assert err <= bound, (f"{type_} {opts} at {offset:g} + {spread:g} noise, "
+                                  f"train={train}: {key} off by {err:.2e} of max {np.abs(want).max():.2e}")
 
 
 @pytest.mark.parametrize("type_,opts,shape", CASES, ids=IDS)

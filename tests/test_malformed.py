@@ -103,7 +103,6 @@ CONFIGS = [
     ("model: [dense: 10, max_pool: 2, dense: 4]\n", "needs an image input"),
     ("model: [conv: {filters: 5, size: 3, pad: 1}, channel_pool: 2, dense: 4]\n", "does not divide"),
     ("model: [lcn: {size: 4}, dense: 4]\n", "must be odd"),
-    ("model: [conv: {filters: 4}]\n", "must end in a vector"),
     ("model: [dropout: 1.0, dense: 4]\n", "dropout.rate"),
     ("model: [dense: {units: 4, init: xavier}]\n", "dense.init"),
     ("model: [dense: {units: 6, name: a}, dense: {units: 4, name: a}]\n", "already used"),

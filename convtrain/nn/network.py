@@ -21,8 +21,9 @@ def layer_types():
 
 
 class Network:
-    def __init__(self, layers, commons, input_shape, dtype):
+    def __init__(self, layers, commons, input_shape, dtype, *, source: str = "config"):
         self.layers = list(layers)
+        self.source = source            # where the model comes from, for error messages
         self.commons = list(commons)
         self._common_by_id = {id(l): c for l, c in zip(self.layers, self.commons)}
         self.input_shape = tuple(input_shape)
@@ -36,8 +37,9 @@ class Network:
     @classmethod
     def build(cls, model, input_shape, *, dtype=np.float32, seed: int = 0, allocate: bool = True,
               source: str = "config") -> "Network":
-        """Layers from `model` (a sequence of config.LayerConfig). `allocate=False` computes shapes
-        and counts only, so a net too large for memory can still be summarised."""
+        """Layers from `model` (a sequence of config.LayerConfig), any stack that fits its input:
+        what needs class scores at the end asks `require_class_scores`. `allocate=False` computes
+        shapes and counts only, so a net too large for memory can still be summarised."""
         registry = layer_types()
         shape = tuple(int(d) for d in input_shape)
         layers, commons, counts = [], [], {}
@@ -56,17 +58,31 @@ class Network:
             layers.append(layer)
             commons.append(lc.common)
             shape = layer.output_shape
-        if len(shape) != 1:
-            raise ConfigError(f"{source}: the model must end in a vector of class scores "
-                              f"(e.g. `- dense: 10`); it ends in shape {_fmt(shape)}")
-        net = cls(layers, commons, input_shape, dtype)
+        net = cls(layers, commons, input_shape, dtype, source=source)
         if allocate:
             net.initialize(seed)
         return net
 
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.layers[-1].output_shape
+
+    @property
+    def ends_in_class_scores(self) -> bool:
+        return len(self.output_shape) == 1
+
+    def require_class_scores(self, source: str | None = None) -> None:
+        """Training, lr-search, the doctor and eval need a vector of class scores at the end
+        (summary and gradcheck take any stack)."""
+        if not self.ends_in_class_scores:
+            raise ConfigError(f"{source or self.source}: the model must end in a vector of class "
+                              f"scores (e.g. `- dense: 10`); it ends in shape "
+                              f"{_fmt(self.output_shape)}")
+
     def require_labels(self, splits) -> None:
-        """The data's labels must index the model's outputs."""
-        k = self.layers[-1].output_shape[0]
+        """The model must end in class scores, and the data's labels must index them."""
+        self.require_class_scores()
+        k = self.output_shape[0]
         labels = max((int(d.y.max()) for d in (splits.train, splits.val, splits.test) if len(d.y)),
                      default=0)   # the test split too: `eval` must work on the trained model
         if labels >= k:

@@ -54,6 +54,7 @@ def run(cfg, *, subset: int = 64, steps: int = 300, lr: bool = False, lr_subset:
         # a model that does not fit its input or its labels is a config error, not four FAILs
         from ..nn.network import Network
         shell = Network.build(cfg.model, input_shape, allocate=False, source=cfg.source)
+        shell.require_class_scores()
         if splits is not None:
             shell.require_labels(splits)
     state: dict = {}

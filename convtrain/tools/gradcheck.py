@@ -1,7 +1,11 @@
 """Finite-difference gradient checks (central differences, float64), as Caffe's GradientChecker.
 
-The scalar checked is sum(output * R) for a single layer (R fixed random), or the full training
-loss for a network. Random layers are re-seeded before every forward. Entries sitting on a kink
+The scalar checked is sum(output * R) for a single layer (R fixed random). For a network it is
+the full training loss when the network ends in class scores (softmax cross-entropy on random
+labels, plus the sparsity penalties); any other stack (a conv or a locally-connected layer at the
+end) has no labels to score, so its output is projected on a fixed random R of the output's
+shape: loss = <output, R> + the penalties, whose gradient with respect to the output is R.
+Random layers are re-seeded before every forward. Entries sitting on a kink
 (relu at 0, a max-pool tie, the LCN floor) are detected by central differences at two step sizes
 that disagree, and skipped, as Caffe's `kink` option skips them.
 """
@@ -95,22 +99,34 @@ def check_layer(layer, x: np.ndarray, *, seed: int = 0, limit: int = 40,
     return results
 
 
-def check_network(net, x: np.ndarray, y: np.ndarray, *, seed: int = 0, limit: int = 20,
+def _output_loss(out: np.ndarray, y: np.ndarray | None, projection: np.ndarray | None):
+    """-> (loss, d loss / d out): cross-entropy against labels y, else <out, projection>."""
+    if y is None:
+        return float(np.sum(out * projection)), projection
+    loss, dout, _ = softmax_cross_entropy(out, y)
+    return loss, dout
+
+
+def check_network(net, x: np.ndarray, y: np.ndarray | None, *, seed: int = 0, limit: int = 20,
                   eps: float = 1e-5) -> list[TensorCheck]:
-    """Check every parameter tensor and the input of a float64 network against its full loss."""
+    """Check every parameter tensor and the input of a float64 network against its full loss:
+    cross-entropy against the labels y, or with y None (any stack) the random projection."""
     rng = np.random.default_rng(seed)
     x = np.ascontiguousarray(x, dtype=np.float64)
+    projection = None
+    if y is None:
+        projection = rng.standard_normal((len(x),) + tuple(net.output_shape))
 
     def loss():
         net.reseed(seed, 0)
-        logits, _, _, penalty = net.forward(x, train=True)
-        return softmax_cross_entropy(logits, y)[0] + penalty
+        out, _, _, penalty = net.forward(x, train=True)
+        return _output_loss(out, y, projection)[0] + penalty
 
     net.reseed(seed, 0)
     net.zero_grads()
-    logits, caches, sparse, _ = net.forward(x, train=True)
-    _, dlogits, _ = softmax_cross_entropy(logits, y)
-    dx = net.backward(dlogits, caches, sparse)
+    out, caches, sparse, _ = net.forward(x, train=True)
+    _, dout = _output_loss(out, y, projection)
+    dx = net.backward(dout, caches, sparse)
     grads = {key: layer.grads[pname].copy() for key, layer, pname, _ in net.parameters()}
     results = [_check_tensor("input", x, dx, loss, limit=limit, rng=rng, eps=eps)]
     for key, _, _, p in net.parameters():
@@ -119,11 +135,14 @@ def check_network(net, x: np.ndarray, y: np.ndarray, *, seed: int = 0, limit: in
 
 
 def run_config_gradcheck(cfg, input_shape, *, batch: int = 2, seed: int = 0, samples: int = 20):
-    """Build the configured network in float64 on random inputs and check all of it."""
+    """Build the configured network (any stack) in float64 on random inputs and check all of it:
+    against cross-entropy on random labels when it ends in class scores, else against a random
+    projection of its output."""
     from ..nn.network import Network
     net = Network.build(cfg.model, input_shape, dtype=np.float64, seed=seed, source=cfg.source)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch,) + tuple(input_shape))
-    k = net.layers[-1].output_shape[0]
-    y = rng.integers(0, k, size=batch)
+    y = None
+    if net.ends_in_class_scores:
+        y = rng.integers(0, net.output_shape[0], size=batch)
     return check_network(net, x, y, seed=seed, limit=samples)

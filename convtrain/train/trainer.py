@@ -60,6 +60,7 @@ class Halvings:
 
 class Trainer:
     def __init__(self, cfg, network, splits, out_dir: str, *, reporter=None):
+        network.require_class_scores(cfg.source)
         self.cfg = cfg
         self.net = network
         self.splits = splits

@@ -12,7 +12,11 @@ Notation per sample (HW = H * W pixels, flat row-major; w = g g^T with g the 1-D
         = max(sigma, max(mean_ij sigma, threshold))       (jarrett mode)
     y = (x - M) / den                                     one more pass over the channels
 A is self-adjoint (symmetric window, same zero padding), so the backward pass uses A again.
-Per-pixel sums and statistics are float64 (N, HW) arrays; the channel passes run in x's dtype.
+Per-pixel sums and statistics are float64 (N, HW) arrays, accumulated from np.float64(x) (under
+numba `float(x)` of a float32 stays float32, and X2 - 2 M S + C M^2 cancels: x = 100 + 0.01 noise
+would lose every digit). The channel passes run in x's dtype on x - m, with m = M rounded to that
+dtype: x - m is exact where x is close to M, and the rounding M - m is applied per pixel in
+float64, so a large common offset costs the float32 output no precision.
 """
 import math
 
@@ -69,7 +73,7 @@ def lcn_fwd(x, y, S, M, SIG, DEN, CN, g, icoef, H, W, sub, div, jarrett, thresho
         for c in range(C):
             xc = xn[c]
             for i in range(HW):
-                v = float(xc[i])
+                v = np.float64(xc[i])
                 Sn[i] += v
                 X2[i] += v * v
         if sub:
@@ -79,8 +83,11 @@ def lcn_fwd(x, y, S, M, SIG, DEN, CN, g, icoef, H, W, sub, div, jarrett, thresho
         else:
             for i in range(HW):
                 Mn[i] = 0.0
-        a = np.empty_like(xn[0])                   # y = x * a + b, in x's dtype
+        m = np.empty_like(xn[0])                   # y = (x - m) * a + b, in x's dtype
+        a = np.empty_like(xn[0])
         b = np.empty_like(xn[0])
+        for i in range(HW):
+            m[i] = Mn[i]
         if div:
             Q = np.empty(HW)
             V = np.empty(HW)
@@ -106,17 +113,17 @@ def lcn_fwd(x, y, S, M, SIG, DEN, CN, g, icoef, H, W, sub, div, jarrett, thresho
                 d = SIGn[i] if SIGn[i] > floor else floor
                 DENn[i] = d
                 a[i] = 1.0 / d
-                b[i] = -Mn[i] / d
+                b[i] = (np.float64(m[i]) - Mn[i]) / d
         else:
             for i in range(HW):
                 a[i] = 1.0
-                b[i] = -Mn[i]
+                b[i] = np.float64(m[i]) - Mn[i]
         yn = y[n]
         for c in range(C):
             xc = xn[c]
             yc = yn[c]
             for i in range(HW):
-                yc[i] = xc[i] * a[i] + b[i]
+                yc[i] = (xc[i] - m[i]) * a[i] + b[i]
 
 
 @pjit
@@ -138,9 +145,9 @@ def lcn_bwd(x, dy, dx, S, M, SIG, DEN, CN, g, icoef, H, W, sub, div, jarrett, th
             xc = xn[c]
             dc = dyn[c]
             for i in range(HW):
-                d = float(dc[i])
+                d = np.float64(dc[i])
                 Dy[i] += d
-                P[i] += d * float(xc[i])
+                P[i] += d * np.float64(xc[i])
         tmp = np.empty(HW)
         dQ = np.zeros(HW)
         inv = np.ones(HW)
@@ -179,17 +186,19 @@ def lcn_bwd(x, dy, dx, S, M, SIG, DEN, CN, g, icoef, H, W, sub, div, jarrett, th
             for i in range(HW):                    # -icoef * sum_c dy1
                 D[i] = -(Dy[i] * inv[i] + 2.0 * dQ[i] * (Sn[i] - C * Mn[i])) * icoef[i]
             _filter(D, dS, tmp, g, H, W)
-        a = np.empty_like(xn[0])                   # dx = dy * a + x * b + c0
+        m = np.empty_like(xn[0])                   # dx = dy * a + (x - m) * b + c0
+        a = np.empty_like(xn[0])                   # (m: M rounded, as in the forward pass)
         b = np.empty_like(xn[0])
         c0 = np.empty_like(xn[0])
         for i in range(HW):
+            m[i] = Mn[i]
             a[i] = inv[i]
             b[i] = 2.0 * dQ[i]
-            c0[i] = dS[i] - 2.0 * Mn[i] * dQ[i]
+            c0[i] = dS[i] + 2.0 * dQ[i] * (np.float64(m[i]) - Mn[i])
         dxn = dx[n]
         for c in range(C):
             xc = xn[c]
             dc = dyn[c]
             gc = dxn[c]
             for i in range(HW):
-                gc[i] = dc[i] * a[i] + xc[i] * b[i] + c0[i]
+                gc[i] = dc[i] * a[i] + (xc[i] - m[i]) * b[i] + c0[i]

@@ -554,7 +554,7 @@ def l2_pool_fwd(x, y, kh, kw, sh, sw, pt, pl, eps):
                 for ih in range(hs, he):
                     xr = xp[ih]
                     for iw in range(ws, we):
-                        v = float(xr[iw])
+                        v = np.float64(xr[iw])   # (float() of a float32 stays float32 in numba)
                         s += v * v
                 yr[ow] = math.sqrt(s)
 
@@ -672,7 +672,7 @@ def channel_l2_fwd(x, y, eps):
             for k in range(S):
                 xk = x[n, g, k]
                 for i in range(HW):
-                    v = float(xk[i])
+                    v = np.float64(xk[i])
                     acc[i] += v * v
             yg = y[n, g]
             for i in range(HW):

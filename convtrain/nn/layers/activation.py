@@ -98,8 +98,10 @@ class Sigmoid(_Elementwise):
     gain = ("glorot", 1.0)
 
     def forward(self, x, *, train):
-        # 0.5 * (1 + tanh(x / 2)) is sigmoid without exp overflow for large |x|
-        y = 0.5 * (1 + np.tanh(0.5 * x))
+        # exp(-|x|) never overflows, and for x < 0 the form e / (1 + e) keeps the tiny values'
+        # relative precision (0.5 * (1 + tanh(x / 2)) cancels to nothing below about -15)
+        e = np.exp(-np.abs(x))
+        y = np.where(x >= 0, 1, e) / (1 + e)
         return y, OutputCache(y)
 
     def backward(self, dout, cache, *, need_dx=True):

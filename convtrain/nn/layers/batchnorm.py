@@ -64,8 +64,7 @@ class BatchNorm(Layer):
         shape = self._bshape()
         eps = self.spec.eps
         if train:
-            mean = x.mean(axis=axes)
-            var = x.var(axis=axes)
+            centred, mean, var = _centre(x, axes)
             m = self.spec.momentum
             count = x.size // self.channels
             unbiased = var * (count / max(count - 1, 1))
@@ -74,10 +73,11 @@ class BatchNorm(Layer):
             self.buffers["running_var"] *= m
             self.buffers["running_var"] += (1 - m) * unbiased
         else:
-            mean = self.buffers["running_mean"]
+            centred = x - self.buffers["running_mean"].reshape(shape)
             var = self.buffers["running_var"]
         inv_std = (1.0 / np.sqrt(var + eps)).astype(self.dtype)
-        xhat = (x - mean.reshape(shape).astype(self.dtype)) * inv_std.reshape(shape)
+        xhat = centred
+        xhat *= inv_std.reshape(shape)
         y = xhat * self.params["weight"].reshape(shape) + self.params["bias"].reshape(shape)
         return y.astype(self.dtype, copy=False), BNCache(xhat, inv_std, train)
 
@@ -95,3 +95,16 @@ class BatchNorm(Layer):
         mean_dxhat_xhat = (dxhat * cache.xhat).sum(axis=axes).reshape(shape) / m
         dx = (dxhat - mean_dxhat - cache.xhat * mean_dxhat_xhat) * cache.inv_std.reshape(shape)
         return dx.astype(self.dtype, copy=False)
+
+
+def _centre(x, axes):
+    """-> (x - mean, mean, variance) per channel, in x's dtype and precise when the channel sits
+    on a large offset (100 + 0.01 noise): a rough mean first, then the exact residual mean of
+    x - rough, where the subtraction is exact for x near the rough mean."""
+    rough = x.mean(axis=axes, keepdims=True)
+    centred = x - rough
+    delta = centred.mean(axis=axes, keepdims=True)
+    var = np.maximum(np.square(centred).mean(axis=axes) - np.square(delta).reshape(-1), 0)
+    centred -= delta
+    mean = rough.reshape(-1).astype(np.float64) + delta.reshape(-1)
+    return centred, mean, var
