@@ -152,9 +152,9 @@ def test_the_run_name_of_a_written_copy(synth):
 
 def test_the_plot_is_a_png_even_when_most_trials_diverged(tmp_path):
     pytest.importorskip("matplotlib")
-    from convtrain.tools import viz
+    from convtrain.tools import charts
     trials = [trial(1.0, 1e6, diverged=True), trial(0.5, None, diverged=True), trial(0.25, 1.5),
               trial(0.125, 1.9)]
     result = lr_search.SearchResult(trials, 0.25, subset=64, steps=4, stopped="")
-    out = viz.plot_lr_search(result, str(tmp_path / "lr.png"), "synth")
+    out = charts.plot_lr_search(result, str(tmp_path / "lr.png"), "synth")
     assert open(out, "rb").read(8) == b"\x89PNG\r\n\x1a\n"

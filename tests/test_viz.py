@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from convtrain import config as configmod
-from convtrain.tools import viz
+from convtrain.tools import charts, viz
 from convtrain.cli import main
 from convtrain.errors import ConfigError, DataError
 from convtrain.train.evaluate import evaluate
@@ -60,9 +60,9 @@ def test_divergence_events_and_missing_values_plot(run, tmp_path):
     row.update(val_loss=None, val_error=None)
     event = {"event": "divergence", "step": 12, "loss": None, "lr": 0.025, "rollback_to": 10}
     (folder / "metrics.jsonl").write_text("\n".join([json.dumps(row), json.dumps(event)] + lines[1:]) + "\n")
-    rows, events = viz.read_metrics(str(folder))
+    rows, events = charts.read_metrics(str(folder))
     assert [r["epoch"] for r in rows] == [1, 2, 3] and len(events) == 1
-    path = viz.plot_curves(str(folder))
+    path = charts.plot_curves(str(folder))
     assert path.endswith("curves.png") and png_size(path)[0] == (750, 850)
 
 
@@ -76,13 +76,13 @@ def test_plot_refuses_a_folder_without_metrics_or_with_a_malformed_file(tmp_path
     assert "metrics.jsonl:2: malformed" in result.output
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": 1.0}\n')
     with pytest.raises(DataError, match="no numeric step"):
-        viz.read_metrics(str(tmp_path))
+        charts.read_metrics(str(tmp_path))
 
 
 def test_plot_curves_raises_importerror_without_matplotlib(run, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError):
-        viz.plot_curves(str(run))
+        charts.plot_curves(str(run))
 
 
 # --- filters ------------------------------------------------------------------------------------

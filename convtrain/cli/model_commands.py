@@ -101,8 +101,9 @@ def plot(run_dir, out):
 
     Training and validation loss and error per epoch, the learning rate on its own log axis,
     divergence events as dashed red lines."""
-    viz = _viz()
-    path = viz.plot_curves(run_dir, out)
+    _viz()
+    from ..tools import charts
+    path = charts.plot_curves(run_dir, out)
     click.echo(f"wrote {path}")
 
 

@@ -118,12 +118,9 @@ def _auto_rate(cfg, splits, checkpoint) -> float:
 
 def _maybe_plot(out_dir):
     from ..errors import ConvtrainError
+    from ..tools import charts, viz
     try:
-        from ..tools import viz
-    except ImportError:
-        return
-    try:
-        click.echo(f"curves: {viz.plot_curves(out_dir)}")
+        click.echo(f"curves: {charts.plot_curves(out_dir)}")
         filters = viz.save_run_filters(out_dir)
         if filters:
             click.echo(f"filters: {filters}")
@@ -250,8 +247,8 @@ def _verdict(trial):
 
 def _plot_search(result, out, title):
     try:
-        from ..tools import viz
-        click.echo(f"plot: {viz.plot_lr_search(result, out, title)}")
+        from ..tools import charts
+        click.echo(f"plot: {charts.plot_lr_search(result, out, title)}")
     except ImportError:
         click.echo("note: no plot (it needs matplotlib: pip install 'convtrain[viz]')", err=True)
 

@@ -13,6 +13,8 @@ The package, one job per module:
     schedule.py    the `schedule:` section: its `type` picks the options from the schedule registry
     resolved.py    with_overrides (command-line changes) and dump (the resolved YAML)
     registries.py  the layer and schedule registries and the data set names, taken lazily
+    common.py      LayerCommon: the keys every layer takes besides its own
+    edit.py        change values in a config's text, keeping the rest (lr-search --write)
     spec.py        option(...) and build_spec: typed, checked option dataclasses
     this file      load / loads: a whole config, section by section
 

@@ -38,6 +38,7 @@ def load_for_inference(path: str, *, data_path: str | None = None, need_data: bo
     from ..nn.network import Network
     try:
         net = Network.build(cfg.model, input_shape, seed=cfg.seed, source=path)
+        net.require_class_scores(path)
     except ConfigError as e:
         raise CheckpointError(f"{path}: the stored model cannot be built: {e}") from None
     try:
