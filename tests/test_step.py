@@ -190,7 +190,7 @@ def test_no_watch_without_a_rollback_and_none_on_small_batches():
     small = DivergenceGuard.for_network(small_net(), configmod.loads(
         "input: [6]\nmodel: [dense: 3]\n").divergence, batch_size=WATCH_BATCH - 1)
     small.watch()
-    assert feed(small, [1.0, 5.0, 5.0, 5.0]) is None    # the mean of 15 images is too noisy
+    assert feed(small, [1.0, 5.0, 5.0, 5.0]) is None    # such batch means are too noisy
     assert DivergenceGuard.for_network(small_net(), configmod.loads(
         "input: [6]\nmodel: [dense: 3]\n").divergence, batch_size=WATCH_BATCH).judge_climbs
 
