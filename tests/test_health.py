@@ -42,14 +42,19 @@ def test_a_fresh_network_has_few_dead_units_named_after_the_layers_they_rectify(
 
 def test_a_unit_is_dead_when_it_is_zero_for_every_image_and_position(net, batch):
     conv = net.layers[0]
-    conv.params["bias"][:3] = -1e3          # three of four filters never fire
+    conv.params["bias"][:2] = -1e3          # two of four filters never fire
     dense = net.layers[3]
     dense.params["bias"][:] = -1e3          # every unit of dense1
     before = {k: v.copy() for k, v in net.state_dict().items()}
     h = health.measure(net, *batch)
-    assert h.dead == {"conv1": 0.75, "dense1": 1.0}
+    assert h.dead == {"conv1": 0.5, "dense1": 1.0}
     assert h.mostly_dead() == {"dense1": 1.0}
     assert all(np.array_equal(before[k], v) for k, v in net.state_dict().items())  # no state
+
+
+def test_mostly_dead_is_two_thirds_or_more():
+    assert health.Health(1.0, {"a": 0.6, "b": 2 / 3, "c": 0.7}).mostly_dead() == {
+        "b": 2 / 3, "c": 0.7}
 
 
 def test_units_died_only_when_a_layer_became_mostly_dead(net, batch):

@@ -18,9 +18,11 @@ from .. import data as datamod
 from ..nn.loss import softmax_cross_entropy
 
 # A layer is "mostly dead" from this fraction of dead units on: one that was not at the rollback
-# point means the rate killed it (watch), and a run that ends so is told (warnings). Well below
-# it is normal: a tuned net loses up to half of a wide dense layer's units early in training.
-MOSTLY_DEAD = 0.9
+# point means the rate killed it (watch), and a run that ends so is told (warnings). Measured
+# on Fashion-MNIST: at their own rates the shipped configs lose at most half of a layer (the
+# default's dense1: 47 % within 50 steps, 36 % after 2 epochs; lenet5's conv2: 31 %); at twice
+# its rate the default loses 79 % of dense1 within 50 steps and ends 2 epochs 6 points worse.
+MOSTLY_DEAD = 2 / 3
 # A final loss within this fraction of the loss of knowing the class frequencies alone (ln K
 # for balanced classes) means the network learned nothing from the images.
 NEAR_CHANCE = 0.95
