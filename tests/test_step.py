@@ -6,7 +6,7 @@ import pytest
 
 from convtrain import config as configmod
 from convtrain.nn.network import Network
-from convtrain.train.step import RISE, DivergenceGuard, train_step
+from convtrain.train.step import CLIMB, RISE, WATCH_BATCH, DivergenceGuard, train_step
 
 K = 10
 LN_K = math.log(K)
@@ -144,3 +144,61 @@ def test_the_state_round_trips_and_holds_two_windows():
     h.load_state(g.state())
     assert h.state() == g.state() and h.limit() == g.limit()
     assert h.judge(100.0) == g.judge(100.0)
+
+
+# --- the watch after a rollback -----------------------------------------------------------------
+
+def test_after_a_rollback_a_loss_that_does_not_fall_diverges():
+    """Tiny at 4x its rate, rolled back to step 0: 3.75, 5.16, 7.06 (measured)."""
+    g = guard()
+    g.watch()
+    assert feed(g, [3.75, 5.16]) is None          # too few losses to tell
+    assert g.judge(7.06) == ("not falling: median 5.16 over 3 steps since the rollback point, "
+                             "whose loss was 3.75")
+    assert g.watched == [3.75, 5.16]               # judging changed nothing
+    g.settle()
+    assert g.judge(7.06) is None and not g.watching and g.watched == []
+
+
+def test_a_falling_or_noisy_start_after_a_rollback_is_healthy():
+    g = guard()
+    g.watch()
+    assert feed(g, [3.75, 3.6, 2.8, 2.7, 2.5, 2.2, 2.2, 1.6, 1.7, 1.8]) is None  # 2x its rate
+    g = guard()
+    g.watch()
+    # a plateau at ln K, as many nets start: noise of a few percent is no climb
+    assert feed(g, [LN_K * (1 + 0.08 * (-1) ** i) for i in range(50)]) is None
+    g = guard()
+    g.watch()
+    assert feed(g, [LN_K] + [CLIMB * LN_K * 1.01] * 3) == (2, (
+        "not falling: median 2.907 over 3 steps since the rollback point, whose loss was 2.303"))
+
+
+def test_the_watch_judges_from_ln_k_at_least():
+    """A rollback point late in training has a small loss: noise above it is no climb."""
+    g = guard([0.2] * 50)
+    g.watch()
+    assert feed(g, [0.05] + [0.6, 1.5, 2.0, 0.3] * 10) is None   # median below 1.25 ln K
+    g = guard([0.5] * 50)                          # below the sharp limit, 5
+    g.watch()
+    assert feed(g, [0.05, 3.5, 3.5]) == (2, "not falling: median 3.5 over 3 steps since the "
+                                            "rollback point, whose loss was 0.05")
+
+
+def test_no_watch_without_a_rollback_and_none_on_small_batches():
+    assert feed(guard(), [3.75, 5.16, 7.06, 7.0]) is None
+    small = DivergenceGuard.for_network(small_net(), configmod.loads(
+        "input: [6]\nmodel: [dense: 3]\n").divergence, batch_size=WATCH_BATCH - 1)
+    small.watch()
+    assert feed(small, [1.0, 5.0, 5.0, 5.0]) is None    # such batch means are too noisy
+    assert DivergenceGuard.for_network(small_net(), configmod.loads(
+        "input: [6]\nmodel: [dense: 3]\n").divergence, batch_size=WATCH_BATCH).judge_climbs
+
+
+def test_a_watch_resumes_where_it_was():
+    g = guard()
+    g.watch()
+    feed(g, [3.75, 5.16])
+    h = guard(g.state())
+    h.watch(g.watched)
+    assert h.watching and h.judge(7.06) == g.judge(7.06) is not None

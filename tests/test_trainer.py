@@ -71,6 +71,7 @@ def test_training_learns_and_writes_metrics(tmp_path):
         assert key in rows[0]
     assert rows[-1]["val_error"] < 0.2
     assert result["best_val_error"] == min(r["val_error"] for r in rows)
+    assert result["warnings"] == []          # a healthy run: no "event": "warning" line either
     for name in ("last.npz", "best.npz", "metrics.csv"):
         assert (tmp_path / "run" / name).exists()
     assert len(list((tmp_path / "run").glob("epoch-*.npz"))) == 2   # keep: 2

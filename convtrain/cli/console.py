@@ -61,6 +61,13 @@ class ConsoleReporter:
         else:
             click.echo(message, err=True)
 
+    def warning(self, message):
+        """A run that ended broken: shown even with --quiet."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        click.secho(f"WARN: {message}", fg="yellow", err=True)
+
     def close(self):
         if self.bar is not None:
             self.bar.close()

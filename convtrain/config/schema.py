@@ -101,13 +101,15 @@ class OptimConfig:
 @dataclass(frozen=True)
 class DivergenceConfig:
     factor: float = option(2.0, min=1.0, min_exclusive=True, doc="divide the lr by this")
-    max_retries: int = option(8, min=0)
+    max_retries: int = option(12, min=0, doc="halvings at one point before giving up: 12 "
+                                               "halvings bring a rate 1000x too large back")
     threshold: float = option(10.0, min=1.0, min_exclusive=True,
                               doc="a step diverges when its loss or a gradient is not finite, "
                                   "when its loss exceeds threshold x the 95% quantile of recent "
                                   "good losses (ln(classes) before any; the limit kept within "
-                                  "[ln(classes), threshold x ln(classes)]), or when the losses "
-                                  "keep rising (train/step.py)")
+                                  "[ln(classes), threshold x ln(classes)]), when the losses "
+                                  "keep rising, and after a rollback when the loss does not "
+                                  "fall or units die (train/step.py, train/health.py)")
     snapshot_every: int = option(50, min=1, doc="steps between rollback snapshots")
     window: int = option(50, min=1, doc="good losses in the guard's reference; the rising "
                                                  "test compares the medians of two windows")

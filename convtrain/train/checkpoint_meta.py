@@ -5,7 +5,8 @@ type and range and raises one CheckpointError naming the file and the field. Onl
 and step are required; the others default (a checkpoint written for inference alone has no
 training state; one written by hand may have no normalisation), and the code that needs a field
 asks for it (`Checkpoint.require`). Unknown keys are ignored. The keys `to_json` writes are the
-format's version 1: old checkpoints load unchanged.
+format's version 1 (plus the guard's watch keys while it watches a run after a rollback, which
+older readers ignore): old checkpoints load unchanged.
 """
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ class GuardRecord:
     retries: int = 0          # halvings since training last got past a failure point
     fail_step: int = -1       # the furthest step that diverged
     history: list[float] = field(default_factory=list)   # the rates tried, for the final error
+    # the watch after a rollback (train/step.py rule 4, train/health.py)
+    watching: bool = False
+    watched: list[float] = field(default_factory=list)   # the good losses since the rollback
+    rollback_dead: dict[str, float] = field(default_factory=dict)   # layer -> dead fraction
+
+
+_WATCH_KEYS = ("watching", "watched", "rollback_dead")
 
 
 @dataclass
@@ -59,7 +67,11 @@ class CheckpointMeta:
     rng: str | None = None                 # how randomness derives from (seed, step), for readers
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        meta = dataclasses.asdict(self)
+        if not self.guard.watching:   # the keys of a run that is not watching are version 1's
+            for key in _WATCH_KEYS:
+                del meta["guard"][key]
+        return meta
 
     @classmethod
     def from_json(cls, path: str, raw: dict) -> CheckpointMeta:
@@ -174,8 +186,21 @@ def _text(v, key: str) -> str:
     return v
 
 
+def _boolean(v, key: str) -> bool:
+    if not isinstance(v, bool):
+        raise _Malformed(f"{key!r} must be true or false, got {v!r}")
+    return v
+
+
+def _fractions(v, key: str) -> dict[str, float]:
+    if not isinstance(v, dict):
+        raise _Malformed(f"{key!r} must be a JSON object of layer names to fractions, got {v!r}")
+    return {str(name): _number(f, f"{key}.{name}") for name, f in v.items()}
+
+
 # The record fields' annotations (strings under `from __future__ import annotations`) -> readers.
-_READERS = {"int": _integer, "float": _number, "list[float]": _numbers}
+_READERS = {"int": _integer, "float": _number, "list[float]": _numbers, "bool": _boolean,
+            "dict[str, float]": _fractions}
 
 
 def _names(v, key: str) -> list[str]:

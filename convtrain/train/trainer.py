@@ -22,6 +22,7 @@ from .. import config as configmod
 from .. import data as datamod
 from . import schedules as schedule
 from ..errors import CheckpointError, DivergenceError
+from . import health
 from .checkpoint import CheckpointMeta, EpochSums, GuardRecord
 from .evaluate import evaluate
 from .optim import init_velocities, sgd_step
@@ -46,6 +47,7 @@ class SilentReporter:
     def step(self, trainer, loss: float, lr: float): pass
     def epoch(self, trainer, row: dict): pass
     def event(self, message: str): pass
+    def warning(self, message: str): pass
     def close(self): pass
 
 
@@ -56,6 +58,7 @@ class Halvings:
     retries: int = 0            # halvings since training last got past a failure point
     fail_step: int = -1         # the furthest step that diverged
     history: list = field(default_factory=list)   # rates tried, for the final error
+    dead_at_rollback: dict = field(default_factory=dict)   # the rollback point's dead units
 
 
 class Trainer:
@@ -76,7 +79,8 @@ class Trainer:
         self.best_val_error = math.inf
         self.best_epoch = None
         self.num_classes = network.layers[-1].output_shape[0]
-        self.guard = DivergenceGuard.for_network(network, cfg.divergence)
+        self.guard = DivergenceGuard.for_network(network, cfg.divergence,
+                                                 batch_size=self.batch_size)
         self.halvings = Halvings()
         self.epoch_sums = EpochSums()
         self._stop_signal = None
@@ -126,6 +130,18 @@ class Trainer:
         self.epoch_sums = replace(snap["epoch_sums"], divergences=self.epoch_sums.divergences)
         self.guard.load_state(snap["guard"])
 
+    def measure_health(self) -> health.Health:
+        """The network's loss and dead units on the first training images (train/health.py)."""
+        x, y = health.probe_batch(self.splits, self.cfg.train.eval_batch_size)
+        return health.measure(self.net, x, y)
+
+    def units_died(self) -> str | None:
+        """While watching after a rollback: did layers die since the rollback point? Checked
+        before each snapshot, so that a broken network never becomes one."""
+        if not self.guard.watching or self.step == self._snapshot["step"]:
+            return None
+        return health.units_died(self.halvings.dead_at_rollback, self.measure_health())
+
     def handle_divergence(self, loss: float, why: str) -> None:
         g = self.halvings
         d = self.cfg.divergence
@@ -146,6 +162,8 @@ class Trainer:
                 f"the data")
         g.lr_scale /= d.factor
         self.restore_snapshot()
+        self.guard.watch()   # the halved rate must prove itself from the rollback point
+        g.dead_at_rollback = self.measure_health().dead
         self.epoch_sums.divergences += 1
         new_lr = self.lr_at(self.step)
         self.log_json({"event": "divergence", "step": g.fail_step, "loss": _finite_or_none(loss),
@@ -170,6 +188,8 @@ class Trainer:
                 lr = self.lr_at(step)
                 result = self.train_step(step)
                 why = self.guard.judge(result.loss)
+                if why is None and step % cfg.divergence.snapshot_every == 0:
+                    why = self.units_died()
                 if why is not None:
                     self.handle_divergence(result.loss, why)
                     continue
@@ -182,6 +202,7 @@ class Trainer:
                 self.step += 1
                 if self.step > self.halvings.fail_step + cfg.divergence.snapshot_every:
                     self.halvings.retries = 0
+                    self.guard.settle()
                 s = self.epoch_sums
                 s.loss += result.loss * result.n
                 s.errors += result.errors
@@ -199,10 +220,21 @@ class Trainer:
                     self.end_epoch()
                     epoch_start = time.perf_counter()
                     last_ckpt_time = time.monotonic()
+            warnings = self.warn()
         finally:
             self._restore_signals()
             self.reporter.close()
-        return self.result()
+        return self.result(warnings)
+
+    def warn(self) -> list[health.RunWarning]:
+        """Tell the outside world (reporter and metrics.jsonl) if the run ends broken."""
+        prior = health.prior_loss(self.splits.train.y, self.num_classes)
+        found = health.warnings(self.measure_health(), prior)
+        for w in found:
+            self.log_json({"event": "warning", "step": self.step, "reason": w.reason,
+                           "message": w.message})
+            self.reporter.warning(w.message)
+        return found
 
     def end_epoch(self) -> None:
         cfg = self.cfg
@@ -244,7 +276,9 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch, batch_size=self.batch_size,
             lr=self.lr_at(self.step), lr_scale=h.lr_scale, seed=self.cfg.seed,
             guard=GuardRecord(recent=self.guard.state(), retries=h.retries,
-                              fail_step=h.fail_step, history=list(h.history)),
+                              fail_step=h.fail_step, history=list(h.history),
+                              watching=self.guard.watching, watched=list(self.guard.watched),
+                              rollback_dead=dict(h.dead_at_rollback)),
             best_val_error=None if math.isinf(self.best_val_error) else self.best_val_error,
             best_epoch=self.best_epoch,
             epoch_sums=replace(self.epoch_sums),
@@ -297,8 +331,10 @@ class Trainer:
                 f"and {self.steps_per_epoch}: resume with the same batch size and data")
         self.step = m.step
         self.halvings = Halvings(m.lr_scale, m.guard.retries, m.guard.fail_step,
-                                 list(m.guard.history))
+                                 list(m.guard.history), dict(m.guard.rollback_dead))
         self.guard.load_state(m.guard.recent)
+        if m.guard.watching:
+            self.guard.watch(m.guard.watched)
         self.best_val_error = math.inf if m.best_val_error is None else m.best_val_error
         self.best_epoch = m.best_epoch
         self.epoch_sums = replace(m.epoch_sums)
@@ -312,10 +348,13 @@ class Trainer:
             pass
         return notes
 
-    def result(self) -> dict:
+    def result(self, warnings=()) -> dict:
+        """What `fit` tells its caller; `warnings` lists {reason, message} when the run ended
+        broken (learned nothing, units dead)."""
         return {"best_val_error": None if math.isinf(self.best_val_error) else self.best_val_error,
                 "best_epoch": self.best_epoch, "step": self.step,
-                "best_checkpoint": os.path.join(self.out_dir, "best.npz")}
+                "best_checkpoint": os.path.join(self.out_dir, "best.npz"),
+                "warnings": [{"reason": w.reason, "message": w.message} for w in warnings]}
 
     # --- logs ---------------------------------------------------------------------------------
     def log_json(self, row: dict) -> None:
