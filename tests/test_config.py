@@ -107,7 +107,7 @@ def test_defaults():
     assert cfg.schedule.type == "exponential" and cfg.schedule.final_factor == 0.001
     assert cfg.schedule.warmup_steps == 0
     assert not hasattr(cfg.schedule, "milestones")      # only the exponential schedule's options
-    assert cfg.divergence == C.DivergenceConfig(factor=2.0, max_retries=8, threshold=10.0,
+    assert cfg.divergence == C.DivergenceConfig(factor=2.0, max_retries=12, threshold=10.0,
                                                 snapshot_every=50, window=50)
     assert cfg.train == C.TrainConfig(epochs=10, batch_size=128, eval_batch_size=512)
     assert cfg.checkpoint == C.CheckpointConfig(every=1, every_steps=0, every_minutes=0.0, keep=3)

@@ -93,11 +93,12 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
         precompile.stop(helper)
     best = result["best_val_error"]
     metric = "validation error" if len(splits.val.y) else "training loss"
+    done = "done, with the warnings above" if result["warnings"] else "done"
     if best is None:
-        click.echo(f"done: {result['step']} steps; checkpoints in {out_dir}")
+        click.echo(f"{done}: {result['step']} steps; checkpoints in {out_dir}")
     else:
         shown = f"{100 * best:.2f}%" if len(splits.val.y) else f"{best:.4f}"
-        click.echo(f"done: best {metric} {shown} at epoch {result['best_epoch']}; "
+        click.echo(f"{done}: best {metric} {shown} at epoch {result['best_epoch']}; "
                    f"best checkpoint {result['best_checkpoint']}")
     _maybe_plot(out_dir)
 
