@@ -96,20 +96,14 @@ class ConvtrainSide:
 
     def train(self, b, steps):
         from convtrain.train.optim import sgd_step
-        np = self.np
+        from convtrain.train.step import train_step
         net, cfg = self.net, self.cfg
         data = self.batches(b)
         loss = float("nan")
         t0 = time.perf_counter()
         for _ in range(steps):
             x, y = data[self.step_no % NUM_BATCHES]
-            net.reseed(self.seed, self.step_no)
-            net.zero_grads()
-            with np.errstate(over="ignore", invalid="ignore"):
-                loss, _, logits = net.loss_and_grads(x, y)
-            if not net.grads_finite():
-                loss = float("nan")
-            int((logits.argmax(axis=1) != y).sum())
+            loss = train_step(net, x, y, seed=self.seed, step=self.step_no).loss
             sgd_step(net, self.vel, self.lr, cfg.optim)
             self.step_no += 1
         return {"seconds": time.perf_counter() - t0, "loss": float(loss)}
