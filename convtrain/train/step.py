@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from statistics import median
 
 import numpy as np
 
@@ -122,14 +123,14 @@ class DivergenceGuard:
         if loss > limit:
             return f"above {limit:.4g}"
         if self.watching and self.judge_climbs and len(self.watched) + 1 >= WATCH_FROM:
-            start, since = max(self.watched[0], self.chance), _median(self.watched + [loss])
+            start, since = max(self.watched[0], self.chance), median(self.watched + [loss])
             if since > CLIMB * start:
                 return (f"not falling: median {since:.4g} over {len(self.watched) + 1} steps "
                         f"since the rollback point, whose loss was {self.watched[0]:.4g}")
         w = self.window
         if len(self.recent) + 1 >= 2 * w:
             losses = list(self.recent)[len(self.recent) + 1 - 2 * w:] + [loss]
-            before, last = _median(losses[:w]), _median(losses[w:])
+            before, last = median(losses[:w]), median(losses[w:])
             if last > RISE * max(before, self.chance):
                 return f"rising: median {before:.4g} -> {last:.4g} over {w} steps"
         return None
@@ -156,9 +157,3 @@ class DivergenceGuard:
 
     def load_state(self, recent) -> None:
         self.recent = deque((float(v) for v in recent), maxlen=2 * self.window)
-
-
-def _median(values: list[float]) -> float:
-    s = sorted(values)
-    mid = len(s) // 2
-    return s[mid] if len(s) % 2 else 0.5 * (s[mid - 1] + s[mid])
