@@ -599,7 +599,7 @@ BAD = [
     ("data:\n  augment:\n    hflip: 1\n" + M,
      "bad.yaml:3: data.augment.hflip: must be true or false, got 1"),
     ("data:\n  augment:\n    translat: 2\n" + M,
-     "bad.yaml:3: data.augment.translat: unknown key; known: crop_pad, hflip, noise, translate; "
+     "bad.yaml:3: data.augment.translat: unknown key; known: crop_pad, cutout, hflip, noise, translate; "
      "did you mean 'translate'?"),
     ("data: 5\n" + M, "bad.yaml:1: data: must be a mapping of options, got 5"),
     ("optim: {lr: 0}\n" + M, "bad.yaml:1: optim.lr: must be > 0.0, got 0"),

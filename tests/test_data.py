@@ -534,6 +534,9 @@ def ref_augment(x, aug, seed, fill=0.0, noise_dtype=np.float32):
     if aug.crop_pad:
         off = rng.integers(0, 2 * aug.crop_pad + 1, (2, n))
     flip = rng.random(n) < 0.5 if aug.hflip else np.zeros(n, bool)
+    side = getattr(aug, "cutout", 0)
+    if side:
+        centres = rng.integers(0, x.shape[2:], size=(n, 2))
     out = np.empty_like(x)
     for k in range(n):
         img = ref_shift(x[k], t1[0][k], t1[1][k], fill)
@@ -547,6 +550,9 @@ def ref_augment(x, aug, seed, fill=0.0, noise_dtype=np.float32):
         if flip[k]:
             img = img[:, :, ::-1]
         out[k] = img
+        if side:   # the square's top-left corner, clipped at the image's edges
+            top, left = centres[k] - side // 2
+            out[k, :, max(top, 0):max(top + side, 0), max(left, 0):max(left + side, 0)] = 0.0
     if aug.noise:
         out = out + aug.noise * rng.standard_normal(out.shape, dtype=noise_dtype)
     return out
@@ -563,6 +569,9 @@ def batch(n=16, c=2, h=7, w=9, dtype=np.float32, seed=0):
     NS(translate=3, crop_pad=2, hflip=True, noise=0.0),
     NS(translate=1, crop_pad=1, hflip=True, noise=0.25),
     NS(translate=12, crop_pad=0, hflip=True, noise=0.0),   # larger than the image
+    NS(translate=0, crop_pad=0, hflip=False, noise=0.0, cutout=3),
+    NS(translate=1, crop_pad=1, hflip=True, noise=0.25, cutout=4),
+    NS(translate=0, crop_pad=0, hflip=True, noise=0.0, cutout=20),   # larger than the image
 ])
 def test_augment_matches_reference(aug):
     x = batch(n=24)
@@ -600,7 +609,7 @@ def test_augment_identity_when_off():
         assert got is not x
         np.testing.assert_array_equal(got, x)
     assert not D.is_augmenting(no_aug()) and not D.is_augmenting(None)
-    for k, v in dict(translate=1, crop_pad=1, hflip=True, noise=0.1).items():
+    for k, v in dict(translate=1, crop_pad=1, hflip=True, noise=0.1, cutout=2).items():
         aug = no_aug()
         setattr(aug, k, v)
         assert D.is_augmenting(aug)
@@ -627,6 +636,23 @@ def test_translate_shifts_within_range():
         assert len(match) == 1
         seen.add(match[0])
     assert len(seen) > 10
+
+
+def test_cutout_blanks_one_clipped_square_per_image():
+    x = batch(n=200, c=2, h=10, w=12) + 5.0   # no pixel equals the fill 0
+    got = D.augment(x, NS(translate=0, crop_pad=0, hflip=False, noise=0.0, cutout=4),
+                    np.random.default_rng(0))
+    shapes = set()
+    for g, xi in zip(got, x):
+        blank = g[0] == 0
+        assert np.array_equal(blank, g[1] == 0)             # the same square in every channel
+        np.testing.assert_array_equal(g[:, ~blank], xi[:, ~blank])
+        rows, cols = np.flatnonzero(blank.any(1)), np.flatnonzero(blank.any(0))
+        assert blank.sum() == len(rows) * len(cols)        # a rectangle...
+        assert np.ptp(rows) + 1 == len(rows) and np.ptp(cols) + 1 == len(cols)
+        assert len(rows) <= 4 and len(cols) <= 4           # ...no larger than the square
+        shapes.add((len(rows), len(cols)))
+    assert (4, 4) in shapes and len(shapes) > 3             # whole inside, or clipped at edges
 
 
 def test_noise_statistics():

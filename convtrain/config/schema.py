@@ -68,6 +68,8 @@ class AugmentConfig:
     crop_pad: int = option(0, min=0, doc="zero-pad by this many pixels, then crop at random")
     hflip: bool = option(False, doc="random horizontal flips")
     noise: float = option(0.0, min=0.0, doc="std of Gaussian noise added to normalised inputs")
+    cutout: int = option(0, min=0, doc="set a square of this side, centred on a random pixel "
+                                        "(clipped at the borders), to the training mean")
 
 
 @dataclass(frozen=True)

@@ -99,11 +99,12 @@ def normalize(x: np.ndarray, mean, std, out: np.ndarray | None = None, *,
 
 
 def is_augmenting(aug) -> bool:
-    """True when `aug` changes anything (translate, crop_pad, hflip or noise set)."""
+    """True when `aug` changes anything (translate, crop_pad, hflip, cutout or noise set)."""
     if aug is None:
         return False
     return bool(getattr(aug, "translate", 0) > 0 or getattr(aug, "crop_pad", 0) > 0
-                or getattr(aug, "hflip", False) or getattr(aug, "noise", 0.0) > 0)
+                or getattr(aug, "hflip", False) or getattr(aug, "noise", 0.0) > 0
+                or getattr(aug, "cutout", 0) > 0)
 
 
 def augment(x: np.ndarray, aug, rng: np.random.Generator, *, fill=0.0) -> np.ndarray:
@@ -116,6 +117,8 @@ def augment(x: np.ndarray, aug, rng: np.random.Generator, *, fill=0.0) -> np.nda
                    uniform in [-p, p] (applied after the first: pixels the first pushed out
                    stay out);
       hflip:       mirror left-right with probability 0.5;
+      cutout s:    set an s x s square centred on a uniform random pixel (clipped at the
+                   borders) to 0, the training mean (DeVries & Taylor 2017);
       noise s:     add Gaussian noise of std s (normalised units) to every pixel.
     Uncovered pixels take `fill` (a scalar or (C,) per channel) — by default 0, which after
     normalisation is the training mean; pass `splits.black` to fill with black instead."""
@@ -125,6 +128,7 @@ def augment(x: np.ndarray, aug, rng: np.random.Generator, *, fill=0.0) -> np.nda
     p = int(getattr(aug, "crop_pad", 0) or 0) if aug is not None else 0
     hflip = bool(getattr(aug, "hflip", False)) if aug is not None else False
     noise = float(getattr(aug, "noise", 0.0) or 0.0) if aug is not None else 0.0
+    cutout = int(getattr(aug, "cutout", 0) or 0) if aug is not None else 0
 
     if t > 0 or p > 0 or hflip:
         dy1 = dx1 = dy2 = dx2 = np.zeros(n, dtype=np.int64)
@@ -142,11 +146,24 @@ def augment(x: np.ndarray, aug, rng: np.random.Generator, *, fill=0.0) -> np.nda
                       rows, cols, np.ascontiguousarray(flip), np.ascontiguousarray(fillc), out)
     else:
         out = x.copy()
+    if cutout > 0:
+        out *= _cutout_keep(n, h, w, cutout, rng)
     if noise > 0:
         z = rng.standard_normal(out.shape, dtype=out.dtype)
         z *= out.dtype.type(noise)
         out += z
     return out
+
+
+def _cutout_keep(n: int, h: int, w: int, side: int, rng: np.random.Generator) -> np.ndarray:
+    """(N, 1, H, W) float32 mask, 0 inside each sample's cutout square and 1 elsewhere."""
+    cy, cx = rng.integers(0, (h, w), size=(n, 2), dtype=np.int64).T
+    top, left = cy - side // 2, cx - side // 2
+    rows = np.arange(h)[None, :]
+    cols = np.arange(w)[None, :]
+    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + side)
+    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + side)
+    return (~(in_rows[:, :, None] & in_cols[:, None, :]))[:, None].astype(np.float32)
 
 
 def _window(d1: np.ndarray, d2: np.ndarray, size: int) -> np.ndarray:
