@@ -86,8 +86,9 @@ def _listing(root: str) -> tuple[list[str], dict[str, list[tuple[str, int]]]]:
         classes = _class_folders(root)
         return classes, {"train": _labelled(root, classes), "test": []}
     classes = _class_folders(train)
+    train_files = _labelled(train, classes)
     if not os.path.isdir(test):
-        return classes, {"train": _labelled(train, classes), "test": []}
+        return classes, {"train": train_files, "test": []}
     test_classes = _class_folders(test)
     if test_classes != classes:
         only_train = sorted(set(classes) - set(test_classes))
@@ -95,7 +96,7 @@ def _listing(root: str) -> tuple[list[str], dict[str, list[tuple[str, int]]]]:
         raise DataError(f"{root}: train/ and test/ must hold the same class folders; only in "
                         f"train/: {', '.join(only_train) or '-'}; only in test/: "
                         f"{', '.join(only_test) or '-'}")
-    return classes, {"train": _labelled(train, classes), "test": _labelled(test, classes)}
+    return classes, {"train": train_files, "test": _labelled(test, classes)}
 
 
 def _class_folders(folder: str) -> list[str]:
