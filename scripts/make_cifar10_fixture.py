@@ -9,10 +9,11 @@ learnable: each has its own colour and stripe direction, under Gaussian noise.
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
+
+import fixture_cli
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck"]
@@ -65,15 +66,8 @@ def write_cifar10(out, per_class: int = 20, seed: int = 0, test_per_class: int |
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", metavar="OUT", help="folder to write the batches into")
-    ap.add_argument("--per-class", type=int, default=20, help="training images per class")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    if args.per_class < 1:
-        ap.error("--per-class must be >= 1")
-    path = write_cifar10(args.out, per_class=args.per_class, seed=args.seed)
-    print(f"wrote {10 * args.per_class} training images in 5 batches and the test batch to {path}")
+    path, n = fixture_cli.run(__doc__, write_cifar10, 20, argv)
+    print(f"wrote {10 * n} training images in 5 batches and the test batch to {path}")
 
 
 if __name__ == "__main__":

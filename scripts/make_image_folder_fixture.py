@@ -10,10 +10,11 @@ ring), which survives conversion to grayscale, plus noise.
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
+
+import fixture_cli
 
 CLASSES = ["hstripes", "ring", "square", "vstripes"]
 # (size (width, height), Pillow mode, file extension), used in turn
@@ -73,15 +74,8 @@ def write_image_folder(out, per_class: int = 6, seed: int = 0, test_per_class: i
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", metavar="OUT", help="folder to write train/ and test/ into")
-    ap.add_argument("--per-class", type=int, default=6, help="training images per class")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    if args.per_class < 1:
-        ap.error("--per-class must be >= 1")
-    path = write_image_folder(args.out, per_class=args.per_class, seed=args.seed)
-    print(f"wrote {len(CLASSES)} classes of {args.per_class} training images to {path}")
+    path, n = fixture_cli.run(__doc__, write_image_folder, 6, argv)
+    print(f"wrote {len(CLASSES)} classes of {n} training images to {path}")
 
 
 if __name__ == "__main__":

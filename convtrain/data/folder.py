@@ -122,7 +122,7 @@ def _labelled(folder: str, classes: list[str]) -> list[tuple[str, int]]:
 
 def _image_files(folder: str) -> list[str]:
     found = []
-    for top, dirs, files in os.walk(folder, followlinks=True):
+    for top, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(os.path.join(top, f) for f in sorted(files)
                      if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
