@@ -588,7 +588,7 @@ BAD = [
     ("seed: 1\nmodel:\n", "bad.yaml:2: model: must be a non-empty list of layers"),
     # sections
     ("data:\n  dataset: cifar\n" + M,
-     "bad.yaml:2: data.dataset: must be one of fashion-mnist, mnist, npz, got 'cifar'"),
+     "bad.yaml:2: data.dataset: must be one of fashion-mnist, mnist, npz, cifar10, folder, got 'cifar'"),
     ("data: {layout: NCHW}\n" + M, "bad.yaml:1: data.layout: must be one of nchw, nhwc"),
     ("data:\n  validation: -5\n" + M, "bad.yaml:2: data.validation: must be >= 0, got -5"),
     ("data:\n  subset: 0\n" + M, "bad.yaml:2: data.subset: must be >= 1, got 0"),

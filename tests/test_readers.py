@@ -17,7 +17,7 @@ def cfg(dataset, path=None, validation=0, subset=None):
 
 
 def test_reader_names_are_the_table_in_order():
-    assert readers.reader_names() == ("fashion-mnist", "mnist", "npz")
+    assert readers.reader_names() == ("fashion-mnist", "mnist", "npz", "cifar10", "folder")
     assert D.reader_names() == tuple(D.READERS)
     assert all(callable(r) for r in D.READERS.values())
 
@@ -25,10 +25,10 @@ def test_reader_names_are_the_table_in_order():
 def test_unknown_dataset_lists_the_registered_names():
     with pytest.raises(DataError) as e:
         D.load(cfg("cifar"), seed=0)
-    assert str(e.value) == "unknown dataset 'cifar'; known: fashion-mnist, mnist, npz"
+    assert str(e.value) == "unknown dataset 'cifar'; known: fashion-mnist, mnist, npz, cifar10, folder"
 
 
-def colour_reader(data):
+def colour_reader(data, input_shape):
     """A throwaway format: 3-channel 4x5 images whose pixels all hold their label (x 40)."""
     rng = np.random.default_rng(0)
     y_train = rng.integers(0, 3, 60)
@@ -58,8 +58,8 @@ def test_a_new_reader_is_one_table_entry(monkeypatch):
 
 
 def test_the_shared_checks_apply_to_a_new_reader(monkeypatch):
-    def too_many_labels(data):
-        r = colour_reader(data)
+    def too_many_labels(data, input_shape):
+        r = colour_reader(data, input_shape)
         r.classes = ["red", "green"]
         return r
     monkeypatch.setitem(readers.READERS, "colour", too_many_labels)
@@ -83,8 +83,23 @@ def test_every_reader_returns_raw_data(tmp_path, monkeypatch, name):
         from test_data import make_idx_folder
         make_idx_folder(tmp_path / "f", ntrain=6, ntest=2)
         path = tmp_path / "f"
-    got = D.READERS[name](cfg(name, str(path)))
+    got = D.READERS[name](cfg(name, str(path)), (1, 28, 28))
     assert isinstance(got, D.RawData)
     assert got.x_train.shape == (6, 1, 28, 28) and got.y_train.dtype == np.int64
     assert got.x_test.shape == (2, 1, 28, 28) and got.source == str(path)
     assert got.classes is None if name == "npz" else len(got.classes) == 10
+
+
+def test_the_image_readers_return_raw_data(tmp_path):
+    """cifar10 and folder, on the fixtures the scripts write: the same contract."""
+    from fixture_scripts import write_cifar10, write_image_folder
+    c = D.READERS["cifar10"](cfg("cifar10", write_cifar10(tmp_path / "c", per_class=2)),
+                             (3, 32, 32))
+    f = D.READERS["folder"](cfg("folder", write_image_folder(tmp_path / "f", per_class=2)),
+                            (1, 12, 10))
+    assert isinstance(c, D.RawData) and isinstance(f, D.RawData)
+    assert c.x_train.shape == (20, 3, 32, 32) and c.x_test.shape == (10, 3, 32, 32)
+    assert f.x_train.shape == (8, 1, 12, 10) and f.x_test.shape == (4, 1, 12, 10)
+    for got in (c, f):
+        assert got.x_train.dtype == np.uint8 and got.y_train.dtype == np.int64
+        assert len(got.classes) == int(got.y_train.max()) + 1

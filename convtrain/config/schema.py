@@ -76,11 +76,16 @@ class AugmentConfig:
 class DataConfig:
     dataset: str = option("fashion-mnist", choices=dataset_names)
     path: str | None = option(None, convert=_data_path,
-                              doc="folder or file; relative to the config file's folder")
+                              doc="folder or file; relative to the config file's folder "
+                                  "(npz: the .npz file; cifar10: the folder of the binary "
+                                  "batches; folder: the folder of class sub-folders)")
     layout: str = option("nchw", choices=("nchw", "nhwc"))
     validation: int = option(5000, min=0, doc="examples held out of the training set")
     subset: int | None = option(None, min=1, doc="use only the first N training examples")
     augment: AugmentConfig = option(AugmentConfig())
+    cache: bool = option(False, doc="dataset folder: keep the decoded images in "
+                                    "$XDG_CACHE_HOME/convtrain/data/ (~/.cache by default), "
+                                    "rebuilt when a file or the input shape changes")
 
 
 @dataclass(frozen=True)

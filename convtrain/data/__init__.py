@@ -16,6 +16,9 @@ Every problem with the data raises `DataError` with the path and what is wrong.
     raw.py      RawData (what a reader returns) and the checks every reader applies
     idx.py      IDX files and the MNIST / Fashion-MNIST folders
     npz.py      one .npz archive (Keras's mnist.npz layout)
+    cifar10.py  the CIFAR-10 binary batches
+    folder.py   a folder of image files, one sub-folder per class
+    cache.py    the decoded images of a folder kept as an .npz (data.cache)
     readers.py  READERS: data.dataset -> reader
     splits.py   load: validation split, subset, statistics, shape checks -> Splits
     batches.py  batch order, normalisation, augmentation

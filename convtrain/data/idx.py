@@ -173,12 +173,12 @@ def _install_hint() -> str:
             f"({_four_files()})")
 
 
-def read_fashion_mnist(data) -> RawData:
+def read_fashion_mnist(data, input_shape=None) -> RawData:
     """dataset: fashion-mnist, a folder of the four IDX files; Debian's folder by default."""
     return _read_folder(data, "Fashion-MNIST", FASHION_MNIST_CLASSES, FASHION_MNIST_DIR)
 
 
-def read_mnist(data) -> RawData:
+def read_mnist(data, input_shape=None) -> RawData:
     """dataset: mnist, a folder of the four IDX files (no default folder)."""
     return _read_folder(data, "MNIST", MNIST_CLASSES, None)
 

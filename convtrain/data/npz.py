@@ -15,8 +15,9 @@ from .raw import RawData, images, labels
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def read_npz(data) -> RawData:
-    """data.path names the archive; data.layout (nchw | nhwc) says how 4-D images are stored."""
+def read_npz(data, input_shape=None) -> RawData:
+    """data.path names the archive; data.layout (nchw | nhwc) says how 4-D images are stored.
+    The shape is the archive's: `input_shape` is checked against it by splits.py."""
     path = getattr(data, "path", None)
     if not path:
         raise DataError("dataset npz needs data.path: an .npz file with x_train, y_train, "

@@ -68,7 +68,7 @@ def load(data, *, seed: int, input_shape=None) -> Splits:
     Validation is a seeded random hold-out of `data.validation` training examples; `data.subset`
     then keeps the first N of the remaining ones (in file order). Mean and std per channel come
     from that final training split, after scaling uint8 images by 1/255."""
-    raw = read(data)
+    raw = read(data, input_shape)
     xtr, ytr, source = raw.x_train, raw.y_train, raw.source
     if len(xtr) == 0:
         raise DataError(f"{source}: the training set is empty")

@@ -116,7 +116,8 @@ def nonempty_split(model, split: str, checkpoint_path: str):
     """The `split` data set of the model; DataError naming the checkpoint when it is empty."""
     dataset = getattr(model.splits, split)
     if len(dataset.y) == 0:
-        why = " (the config's data.validation is 0)" if split == "val" else ""
+        why = {"val": " (the config's data.validation is 0)",
+               "test": " (the data set has no test images; try --split val)"}.get(split, "")
         raise DataError(f"{checkpoint_path}: the {split} split of its data set is empty{why}")
     return dataset
 
