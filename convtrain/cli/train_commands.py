@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 
 import click
@@ -41,16 +42,20 @@ class _RateOrAuto(click.ParamType):
               help="Continue from a checkpoint; `auto` (or no value) uses <out>/last.npz if present.")
 @click.option("--fresh", is_flag=True, help="Start over; an earlier run in the folder is moved aside.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
-def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
+@click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
+              help="Change one config value before the checks (repeatable): e.g. "
+                   "--set optim.lr=0.01 --set model[0].conv.filters=16 "
+                   "--set 'data.augment={hflip: true}'.")
+@click.option("--print-config", is_flag=True,
+              help="Print the resolved config (every default filled in, after --set and the "
+                   "other options) and exit without training.")
+def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet, sets, print_config):
     """Train the network a config describes; checkpoints go to the run folder."""
     from .. import config as configmod
-    from .. import data as datamod
-    from ..nn.network import Network
     from ..tools import precompile
-    from ..train import checkpoint as ckpt
-    from ..train import runs
-    from ..train.trainer import Interrupted, Trainer
-    from .console import ConsoleReporter
+    from ..train.session import run_fit
+    from ..train.trainer import Interrupted
+    from .console import ConsoleReporter, echo_note
 
     if out is not None and not out.strip():
         raise click.BadParameter("must not be empty", param_hint="--out")
@@ -60,47 +65,31 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
     if resume and fresh:
         raise click.UsageError("pass --resume or --fresh, not both")
     auto = lr == AUTO_LR
-    cfg = configmod.with_overrides(configmod.load(config_path), epochs=epochs, seed=seed,
-                                   lr=None if auto else lr)
-    out_dir = out or runs.default_dir(cfg)
-    resume_path = runs.prepare(out_dir, config_path, resume=resume, fresh=fresh)
-    checkpoint = ckpt.load(resume_path) if resume_path else None
-    # On a cold cache a helper process compiles the kernels from the network's end while this
-    # one loads the data and compiles from the start (precompile.py).
-    helper = precompile.start(cfg, cfg.input) if cfg.input else None
+    cfg = configmod.with_overrides(configmod.load(config_path, sets=sets), epochs=epochs,
+                                   seed=seed, lr=None if auto else lr)
+    if print_config:
+        click.echo(configmod.dump(cfg), nl=False)
+        return
     try:
-        splits = datamod.load(cfg.data, seed=cfg.seed, input_shape=cfg.input)
-        if auto:
-            cfg = configmod.with_overrides(cfg, lr=_auto_rate(cfg, splits, checkpoint))
-        net = Network.build(cfg.model, splits.input_shape, seed=cfg.seed, source=cfg.source)
-        if not cfg.input:   # (with cfg.input, the data's shape is that one: already checked)
-            helper = precompile.start(cfg, splits.input_shape)
-        reporter = ConsoleReporter(quiet=quiet)
-        trainer = Trainer(cfg, net, splits, out_dir, reporter=reporter)
-        if checkpoint is not None:
-            for note in trainer.restore(checkpoint):
-                click.echo(f"note: {note}", err=True)
-            click.echo(f"resuming from {resume_path} at step {trainer.step}")
-        runs.write_config(out_dir, cfg)
-        result = trainer.fit()
+        result = run_fit(cfg, config_path=config_path, out_dir=out, resume=resume, fresh=fresh,
+                         reporter=ConsoleReporter(quiet=quiet),
+                         auto_lr=_auto_rate if auto else None, compile_helper=precompile,
+                         on_note=echo_note)
     except Interrupted as stop:
         click.echo(f"\ninterrupted: checkpoint written to {stop.path}\n"
                    f"resume with: convtrain fit {config_path} --resume {stop.path}"
-                   + (f" --out {out_dir}" if out else "") + (" --lr auto" if auto else ""),
-                   err=True)
+                   + (f" --out {out}" if out else "") + (" --lr auto" if auto else "")
+                   + "".join(f" --set {shlex.quote(s)}" for s in sets), err=True)
         sys.exit(EXIT_INTERRUPTED)
-    finally:
-        precompile.stop(helper)
-    best = result["best_val_error"]
-    metric = "validation error" if len(splits.val.y) else "training loss"
-    done = "done, with the warnings above" if result["warnings"] else "done"
+    best = result.best_val_error
+    done = "done, with the warnings above" if result.warnings else "done"
     if best is None:
-        click.echo(f"{done}: {result['step']} steps; checkpoints in {out_dir}")
+        click.echo(f"{done}: {result.steps} steps; checkpoints in {result.run_dir}")
     else:
-        shown = f"{100 * best:.2f}%" if len(splits.val.y) else f"{best:.4f}"
-        click.echo(f"{done}: best {metric} {shown} at epoch {result['best_epoch']}; "
-                   f"best checkpoint {result['best_checkpoint']}")
-    _maybe_plot(out_dir)
+        shown = f"{100 * best:.2f}%" if result.metric == "validation error" else f"{best:.4f}"
+        click.echo(f"{done}: best {result.metric} {shown} at epoch {result.best_epoch}; "
+                   f"best checkpoint {result.best_checkpoint}")
+    _maybe_plot(result.run_dir)
 
 
 def _auto_rate(cfg, splits, checkpoint) -> float:
