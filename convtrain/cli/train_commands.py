@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .common import EXIT_INTERRUPTED, POSITIVE, input_shape
+from .common import EXIT_INTERRUPTED, POSITIVE, input_shape, set_option
 
 AUTO_LR = "auto"
 
@@ -42,10 +42,7 @@ class _RateOrAuto(click.ParamType):
               help="Continue from a checkpoint; `auto` (or no value) uses <out>/last.npz if present.")
 @click.option("--fresh", is_flag=True, help="Start over; an earlier run in the folder is moved aside.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
-@click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
-              help="Change one config value before the checks (repeatable): e.g. "
-                   "--set optim.lr=0.01 --set model[0].conv.filters=16 "
-                   "--set 'data.augment={hflip: true}'.")
+@set_option
 @click.option("--print-config", is_flag=True,
               help="Print the resolved config (every default filled in, after --set and the "
                    "other options) and exit without training.")
@@ -129,13 +126,14 @@ def _maybe_plot(out_dir):
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--samples", type=click.IntRange(min=1), default=20, show_default=True,
               help="Entries checked per tensor (sampled when a tensor is larger).")
-def gradcheck(config_path, batch, tol, seed, samples):
+@set_option
+def gradcheck(config_path, batch, tol, seed, samples, sets):
     """Compare back-propagated gradients with finite differences (float64)."""
     from .. import config as configmod
     from ..fmt import table
     from ..tools.gradcheck import run_config_gradcheck
 
-    cfg = configmod.load(config_path)
+    cfg = configmod.load(config_path, sets=sets)
     results = run_config_gradcheck(cfg, input_shape(cfg), batch=batch, seed=seed, samples=samples)
     rows = [[r.name, "x".join(map(str, r.shape)), r.checked, r.kinks, f"{r.max_rel_error:.2e}",
              "ok" if r.ok(tol) else "FAIL"] for r in results]
@@ -165,7 +163,8 @@ def gradcheck(config_path, batch, tol, seed, samples):
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Draw loss against rate into this PNG (default with --write: "
                    "<OUT>-lr-search.png beside it).")
-def lr_search(config_path, subset, start, min_lr, steps, epochs, write_path, plot_path):
+@set_option
+def lr_search(config_path, subset, start, min_lr, steps, epochs, write_path, plot_path, sets):
     """Find a learning rate (Bottou 2012): train the same initial net for the same budget at
     each rate of a halving grid from --start; choose the one that lowers the subset loss most."""
     from .. import config as configmod
@@ -177,19 +176,38 @@ def lr_search(config_path, subset, start, min_lr, steps, epochs, write_path, plo
         raise click.BadParameter(f"--min {min_lr:g} is above --start {start:g}", param_hint="--min")
     for path, option in ((write_path, "--write"), (plot_path, "--plot")):
         _check_output(path, config_path, option)   # fail now, not after the search
-    cfg = configmod.load(config_path)
+    cfg = configmod.load(config_path, sets=sets)
+    carried = _changes_for_the_copy(sets) if write_path else {}
     splits = datamod.load(cfg.data, seed=cfg.seed, input_shape=cfg.input)
     result = _search(cfg, splits, subset=subset, start=start, min_lr=min_lr, steps=steps,
                      epochs=epochs)
     if write_path:
         name = search_mod.own_name(cfg, write_path, result.chosen)
-        text = retarget(cfg, write_path, {"optim.lr": result.chosen, "name": name})
+        text = retarget(cfg, write_path, {**carried, "optim.lr": result.chosen, "name": name})
         with open(write_path, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         click.echo(f"wrote {write_path} (optim.lr: {result.chosen:g}, name: {name})")
         plot_path = plot_path or os.path.splitext(write_path)[0] + "-lr-search.png"
     if plot_path:
         _plot_search(result, plot_path, cfg.name)
+
+
+def _changes_for_the_copy(sets) -> dict:
+    """lr-search --write: the --set changes the copy carries. The copy is CONFIG's own text
+    edited in place (config/edit.py), which takes one value of a section (`optim.momentum=0.5`)
+    or of the top (`seed=3`); anything else is refused before the search, not after it."""
+    from ..config.overrides import parse_set
+
+    changes = {}
+    for text in sets:
+        setting = parse_set(text)
+        if (len(setting.path) > 2 or any(isinstance(key, int) for key in setting.path)
+                or isinstance(setting.value, (list, dict))):
+            raise click.BadParameter(f"{setting.key}: --write can carry only single values of "
+                                     "a section (e.g. --set optim.momentum=0.5) into the copy; "
+                                     "edit CONFIG for this one", param_hint="--set")
+        changes[setting.key] = setting.value
+    return changes
 
 
 def _check_output(path, config_path, option):
@@ -254,7 +272,8 @@ def _plot_search(result, out, title):
 @click.option("--lr", "lr_check", is_flag=True, help="Also run the learning-rate search check.")
 @click.option("--verbose", "-v", is_flag=True, help="Per-layer tables for every check.")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-def doctor(config_path, subset, steps, lr_check, verbose, as_json):
+@set_option
+def doctor(config_path, subset, steps, lr_check, verbose, as_json, sets):
     """Run the practitioner's checklist on a config.
 
     Each check ends PASS, WARN or FAIL with a one-line hint:
@@ -272,7 +291,7 @@ def doctor(config_path, subset, steps, lr_check, verbose, as_json):
     from .. import config as configmod
     from ..tools import doctor as doc
 
-    cfg = configmod.load(config_path)
+    cfg = configmod.load(config_path, sets=sets)
     checks = []
     t0 = time.perf_counter()
     if not as_json:
