@@ -81,3 +81,13 @@ def test_auto_lr_trains_at_the_rate_it_returns(tmp_path):
     result = run_fit(cfg, out_dir=str(tmp_path / "run"), auto_lr=choose)
     assert seen == [(256, None)] and result.config.optim.lr == 0.01
     assert "lr: 0.01" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_the_helper_reads_its_config_from_stdin_and_leaves_no_file(tmp_path, monkeypatch):
+    from convtrain.tools import precompile
+    monkeypatch.setattr(precompile, "_cache_dir", lambda: str(tmp_path))   # this process's
+    cfg = configmod.load(write_config(tmp_path))
+    assert not precompile.is_warm(cfg, (1, 8, 8))
+    proc = precompile.start(cfg, (1, 8, 8))
+    assert proc.args[3:] == [precompile.STDIN, "1", "8", "8"]   # no temporary config file
+    assert proc.wait(timeout=300) == 0   # 1 when it could not read or build the config
