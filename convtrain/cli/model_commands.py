@@ -186,8 +186,9 @@ def predict(checkpoint_path, images, split, indices, top, invert, data_path, as_
     examples of --split.
 
     Image files (PNG, JPEG...) are converted to the model's input: grayscale or RGB, scaled to
-    fit H x W (aspect kept, centred on black). Fashion-MNIST items are light on a black
-    background: a photo has to match (use --invert for a dark object on a light background).
+    fit H x W (aspect kept, centred on the image's own background colour). Fashion-MNIST items
+    are light on a black background: a photo has to match (use --invert for a dark object on a
+    light background; a note says so when the photo's background is light).
     A run folder stands for its best.npz (else its last.npz).
     """
     from ..tools.predict import predict_examples, predict_files
