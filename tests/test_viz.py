@@ -217,7 +217,8 @@ def test_load_image_converts_channels_size_and_transparency(tmp_path):
     Image.fromarray(rgb).save(tmp_path / "red.png")
     x = load_image(str(tmp_path / "red.png"), (1, 8, 8))
     assert x.shape == (1, 8, 8) and x.dtype == np.uint8
-    assert x[0, 0].max() == 0 and x[0, 4].min() > 50     # aspect kept: black bars top and bottom
+    assert (x[0] == x[0, 4, 4]).all() and x[0, 4, 4] > 50  # padded with its own colour (the
+    # bars and the aspect: tests/test_predict_background.py)
     x3 = load_image(str(tmp_path / "red.png"), (3, 4, 8))
     assert x3.shape == (3, 4, 8) and (x3[0] > 200).all() and (x3[1] < 30).all()
     rgba = np.zeros((8, 8, 4), dtype=np.uint8)

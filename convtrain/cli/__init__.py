@@ -17,6 +17,7 @@ Heavy modules (numpy, numba, the layers) are imported inside the commands so tha
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 
 import click
@@ -38,11 +39,25 @@ def _user_errors():
     except KeyboardInterrupt:
         click.echo("\ninterrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:   # before OSError: `convtrain ... | head` is not a failure
+        _reader_gone()
     except MemoryError:
         raise click.ClickException("out of memory: lower train.batch_size or the model size") from None
     except OSError as e:   # a folder that cannot be created, a full disk, /proc...
         where = f"{e.filename}: " if e.filename else ""
         raise click.ClickException(f"{where}{e.strerror or e}") from None
+
+
+def _reader_gone():
+    """stdout's reader has left (`convtrain ... | head`): end quietly with status 0, as the Unix
+    tools do. Python flushes stdout once more at exit; pointed at devnull, that flush cannot fail
+    (and print "Exception ignored ... BrokenPipeError")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):   # a stdout without a file descriptor (tests' CliRunner)
+        pass
+    sys.exit(0)
 
 
 class _Group(click.Group):
@@ -51,6 +66,12 @@ class _Group(click.Group):
     def invoke(self, ctx):
         with _user_errors():
             return super().invoke(ctx)
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:   # --help and --version print here, before any command runs
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except BrokenPipeError:
+            _reader_gone()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

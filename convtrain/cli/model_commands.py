@@ -12,17 +12,21 @@ from .common import input_shape
 # --- eval -------------------------------------------------------------------------------------
 
 @click.command("eval")
-@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
+@click.argument("checkpoint_path", metavar="CHECKPOINT|RUN_DIR", type=click.Path())
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--data", "data_path", type=click.Path(), help="Read the data set from this path instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def eval_(checkpoint_path, split, data_path, as_json):
-    """Loss, accuracy, per-class accuracy and confusion matrix of a checkpoint."""
+    """Loss, accuracy, per-class accuracy and confusion matrix of a checkpoint.
+
+    A run folder stands for its best.npz (else its last.npz)."""
     from ..fmt import table
     from ..tools.predict import nonempty_split
     from ..tools.restore import load_for_inference
     from ..train.evaluate import evaluate
+    from ..train.runs import checkpoint_in
 
+    checkpoint_path = checkpoint_in(checkpoint_path)
     model = load_for_inference(checkpoint_path, data_path=data_path, need_data=True)
     dataset = nonempty_split(model, split, checkpoint_path)
     res = evaluate(model.net, dataset, model.mean, model.std, num_classes=len(model.classes))
@@ -47,15 +51,18 @@ def eval_(checkpoint_path, split, data_path, as_json):
 # --- summary ----------------------------------------------------------------------------------
 
 @click.command()
-@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.argument("config_path", metavar="CONFIG|RUN_DIR", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def summary(config_path, as_json):
-    """Per-layer output shapes, parameters, FLOPs and activation memory (no training)."""
+    """Per-layer output shapes, parameters, FLOPs and activation memory (no training).
+
+    A run folder stands for its resolved config.yaml."""
     from .. import config as configmod
     from ..fmt import fmt_bytes, fmt_flops, fmt_int, table
     from ..nn.network import Network
+    from ..train.runs import config_in
 
-    cfg = configmod.load(config_path)
+    cfg = configmod.load(config_in(config_path))
     shape = input_shape(cfg)
     net = Network.build(cfg.model, shape, allocate=False, source=cfg.source)
     rows = net.summary_rows()
@@ -100,15 +107,17 @@ def plot(run_dir, out):
     """Draw curves.png: loss, error and learning rate.
 
     Training and validation loss and error per epoch, the learning rate on its own log axis,
-    divergence events as dashed red lines."""
+    divergence events as dashed red lines. RUN_DIR may also be its metrics.jsonl or any other
+    file of the run (a checkpoint: its folder is drawn)."""
     _viz()
     from ..tools import charts
-    path = charts.plot_curves(run_dir, out)
+    from ..train.runs import metrics_in
+    path = charts.plot_curves(metrics_in(run_dir), out)
     click.echo(f"wrote {path}")
 
 
 @click.command()
-@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
+@click.argument("checkpoint_path", metavar="CHECKPOINT|RUN_DIR", type=click.Path())
 @click.option("--filters", is_flag=True, help="A grid of a layer's filters (-> filters.png).")
 @click.option("--features", "feature_index", type=int, metavar="INDEX",
               help="The feature maps of every layer for image INDEX of --split (-> features-INDEX.png).")
@@ -124,11 +133,14 @@ def show(checkpoint_path, filters, feature_index, layer, split, data_path, out):
     --filters: the first layer shows one tile per filter (gray = 0, white > 0, black < 0);
     deeper layers one row per filter, one tile per input channel (up to 64 x 32).
     --features INDEX: one tall PNG, a grid of maps per layer, each map min-max scaled.
+    A run folder stands for its best.npz (else its last.npz).
     """
     if filters == (feature_index is not None):
         raise click.UsageError("pass exactly one of --filters or --features INDEX")
     viz = _viz()
     from ..tools.restore import load_for_inference
+    from ..train.runs import checkpoint_in
+    checkpoint_path = checkpoint_in(checkpoint_path)
     folder = os.path.dirname(os.path.abspath(checkpoint_path))
     if filters:
         model = load_for_inference(checkpoint_path)
@@ -157,7 +169,7 @@ def show(checkpoint_path, filters, feature_index, layer, split, data_path, out):
 
 
 @click.command()
-@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
+@click.argument("checkpoint_path", metavar="CHECKPOINT|RUN_DIR", type=click.Path())
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default=None,
               help="Predict examples of this split (with --index).")
@@ -174,11 +186,14 @@ def predict(checkpoint_path, images, split, indices, top, invert, data_path, as_
     examples of --split.
 
     Image files (PNG, JPEG...) are converted to the model's input: grayscale or RGB, scaled to
-    fit H x W (aspect kept, centred on black). Fashion-MNIST items are light on a black
-    background: a photo has to match (use --invert for a dark object on a light background).
+    fit H x W (aspect kept, centred on the image's own background colour). Fashion-MNIST items
+    are light on a black background: a photo has to match (use --invert for a dark object on a
+    light background; a note says so when the photo's background is light).
+    A run folder stands for its best.npz (else its last.npz).
     """
     from ..tools.predict import predict_examples, predict_files
     from ..tools.restore import load_for_inference
+    from ..train.runs import checkpoint_in
 
     if images and indices:
         raise click.UsageError("pass image files or --index, not both")
@@ -186,6 +201,7 @@ def predict(checkpoint_path, images, split, indices, top, invert, data_path, as_
         raise click.UsageError("pass image files, or --index I (with --split, default test)")
     if split and not indices:
         raise click.UsageError("--split goes with --index")
+    checkpoint_path = checkpoint_in(checkpoint_path)
     model = load_for_inference(checkpoint_path, data_path=data_path, need_data=bool(indices))
     if images:
         try:

@@ -3,13 +3,15 @@ of image files or of examples of a split.
 
 An image file (PNG, JPEG, anything Pillow reads) is converted to what the model was trained on:
 grayscale for a 1-channel model, RGB for a 3-channel one; transparency is composited onto black;
-the image is scaled to fit H x W keeping its aspect ratio and centred on a black canvas (as the
-Fashion-MNIST items are); then it is normalised with the training mean and std stored in the
-checkpoint, exactly as `eval` does.
+the image is scaled to fit H x W keeping its aspect ratio and centred on a canvas of its own
+background colour (the median of its border, judged before padding: black bars around a white
+photo would make its border look dark); then it is normalised with the training mean and std
+stored in the checkpoint, exactly as `eval` does.
 
 Fashion-MNIST images are light objects on a black background. A photo of a dark object on a
 light background has to be inverted to match (`invert=True`, `--invert`); `brightness_note`
-says when an image looks like it needs that.
+says when an image looks like it needs that, whatever the photo's aspect ratio (the padding
+has the photo's background colour, so the result's border is the photo's own).
 """
 from __future__ import annotations
 
@@ -49,12 +51,21 @@ def load_image(path: str, input_shape, *, invert: bool = False) -> np.ndarray:
         im = ImageOps.invert(im)
     if im.size != (w, h):
         fitted = ImageOps.contain(im, (w, h), method=Image.Resampling.LANCZOS)
-        canvas = Image.new(im.mode, (w, h), 0)
+        canvas = Image.new(im.mode, (w, h), background_colour(np.asarray(im)))
         canvas.paste(fitted, ((w - fitted.width) // 2, (h - fitted.height) // 2))
         im = canvas
     a = np.asarray(im, dtype=np.uint8)
     a = a[None] if c == 1 else a.transpose(2, 0, 1)
     return np.ascontiguousarray(a)
+
+
+def background_colour(pixels: np.ndarray) -> int | tuple[int, ...]:
+    """The colour of a picture's background, the median of its border pixels: an int for a
+    (H, W) grayscale array, a tuple for (H, W, C). The median ignores an object that touches
+    the border on one side."""
+    border = np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
+    median = np.median(border, axis=0)
+    return int(median) if median.ndim == 0 else tuple(int(v) for v in median)
 
 
 def brightness_note(image: np.ndarray, train_mean) -> str | None:

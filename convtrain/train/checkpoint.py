@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -41,7 +41,7 @@ def save(path: str, *, state: dict, velocities: dict | None = None,
     arrays[META_KEY] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    fd, tmp = _create_temp(folder)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -55,6 +55,17 @@ def save(path: str, *, state: dict, velocities: dict | None = None,
             pass
         raise
     _fsync_dir(folder)
+
+
+def _create_temp(folder: str) -> tuple[int, str]:
+    """A new .tmp-*.npz in `folder` -> (fd, path). Unlike mkstemp (always 0600) it gets the mode
+    of the run's other files, 0666 less the umask, so a checkpoint is as readable as they are."""
+    while True:
+        tmp = os.path.join(folder, f".tmp-{secrets.token_hex(8)}.npz")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:   # 64 random bits taken: draw again
+            continue
 
 
 def _fsync_dir(folder: str) -> None:

@@ -20,6 +20,7 @@ from ..errors import ConvtrainError
 RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "last.npz", "best.npz", "epoch-*.npz",
              "step-*.npz", ".tmp-*.npz", "curves.png", "filters.png", "features-*.png")
 AUTO = "auto"   # resume from <folder>/last.npz when there is one
+CHECKPOINT_CHOICES = ("best.npz", "last.npz")   # what a run folder stands for, in order
 
 
 def default_dir(cfg) -> str:
@@ -80,6 +81,36 @@ def move_aside(out_dir: str) -> str:
         if os.path.isfile(path) and any(fnmatch.fnmatchcase(name, p) for p in RUN_FILES):
             os.replace(path, os.path.join(keep, name))
     return keep
+
+
+def checkpoint_in(path: str) -> str:
+    """A checkpoint path as given, or a run folder's best.npz, else its last.npz (eval, show,
+    predict take either). ConvtrainError when a folder holds neither."""
+    return _file_in(path, CHECKPOINT_CHOICES, "a checkpoint")
+
+
+def config_in(path: str) -> str:
+    """A config path as given, or a run folder's resolved config.yaml (summary takes either)."""
+    return _file_in(path, ("config.yaml",), "a run's config")
+
+
+def metrics_in(path: str) -> str:
+    """What `plot` reads: a metrics.jsonl as given, the folder itself, or the run folder of one
+    of its files (a checkpoint, the config, a picture) when given that file."""
+    if os.path.isfile(path) and not path.endswith(".jsonl"):
+        return os.path.dirname(path) or "."
+    return path
+
+
+def _file_in(path: str, names: tuple[str, ...], what: str) -> str:
+    if not os.path.isdir(path):
+        return path
+    for name in names:
+        candidate = os.path.join(path, name)
+        if os.path.isfile(candidate):
+            return candidate
+    looked = " or ".join(os.path.join(path, n) for n in names)
+    raise ConvtrainError(f"{path}: a folder without {what} (looked for {looked})")
 
 
 def write_config(out_dir: str, cfg) -> str:
