@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from convtrain.cli import main
-from convtrain.tools.predict import background_colour, brightness_note, load_image
+from convtrain.data.image_file import background_colour
+from convtrain.tools.predict import brightness_note, load_image
 
 from synthetic import write_config
 

@@ -95,7 +95,7 @@ def _viz():
         import matplotlib  # noqa: F401
         import PIL  # noqa: F401
     except ImportError:
-        raise click.ClickException("pictures need matplotlib and Pillow: "
+        raise click.ClickException("pictures need matplotlib: "
                                    "pip install 'convtrain[viz]'") from None
     return viz
 
@@ -208,7 +208,7 @@ def predict(checkpoint_path, images, split, indices, top, invert, data_path, as_
             results = predict_files(model, images, top=top, invert=invert)
         except ImportError:
             raise click.ClickException("reading image files needs Pillow: "
-                                       "pip install 'convtrain[viz]'") from None
+                                       "pip install pillow") from None
     else:
         results = predict_examples(model, split or "test", indices, top=top)
     if as_json:

@@ -5,11 +5,9 @@
 
 The classes are the sub-folder names in sorted order; the images are found in each class folder
 and its sub-folders, in sorted order; hidden files and files without an image extension
-(README, .DS_Store) are skipped. Each image is converted to the config's input (C, H, W) the way
-`convtrain predict` converts an image file, so a trained model sees a file the same way in both:
-EXIF orientation applied; transparency composited onto black; grayscale ("L") for 1 channel, RGB
-for 3; scaled to fit H x W keeping its aspect ratio (Pillow's Lanczos filter, deterministic) and
-centred on a black canvas. `data.cache: true` keeps the decoded arrays (cache.py).
+(README, .DS_Store) are skipped. Each image is converted to the config's input (C, H, W) by
+image_file.py, the conversion `convtrain predict` uses. `data.cache: true` keeps the decoded
+arrays (cache.py).
 """
 from __future__ import annotations
 
@@ -19,6 +17,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import cache
+from .image_file import open_image, to_model_input
 from .raw import RawData
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff",
@@ -137,26 +136,5 @@ def _decode_all(paths: list[str], shape) -> np.ndarray:
 
 
 def decode(path: str, shape) -> np.ndarray:
-    """One image file as uint8 (C, H, W) of `shape`; DataError naming the file when Pillow
-    cannot read it whole."""
-    from PIL import Image, ImageOps
-
-    c, h, w = shape
-    try:
-        with Image.open(path) as opened:
-            im = ImageOps.exif_transpose(opened)
-            im.load()
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: corrupt, truncated or not an image Pillow can read ({e})") \
-            from None
-    has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
-    if has_alpha:        # onto black, as predict does
-        im = Image.alpha_composite(Image.new("RGBA", im.size, (0, 0, 0, 255)), im.convert("RGBA"))
-    im = im.convert("L" if c == 1 else "RGB")
-    if im.size != (w, h):
-        canvas = Image.new(im.mode, (w, h), 0)
-        scaled = ImageOps.contain(im, (w, h), method=Image.Resampling.LANCZOS)
-        canvas.paste(scaled, ((w - scaled.width) // 2, (h - scaled.height) // 2))
-        im = canvas
-    a = np.asarray(im, dtype=np.uint8)
-    return a[None] if c == 1 else a.transpose(2, 0, 1)
+    """One image file as uint8 (C, H, W) of `shape`, converted as `predict` converts it."""
+    return to_model_input(open_image(path), shape)

@@ -19,6 +19,7 @@ import os
 
 import numpy as np
 
+from ..data.image_file import open_image, to_model_input
 from ..errors import DataError
 from ..nn.loss import softmax
 
@@ -26,8 +27,6 @@ from ..nn.loss import softmax
 def load_image(path: str, input_shape, *, invert: bool = False) -> np.ndarray:
     """-> uint8 (C, H, W) for a model taking `input_shape` (C, H, W). DataError when the file
     is missing or not an image, or the model takes neither 1 nor 3 channels."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     if len(input_shape) != 3:
         raise DataError(f"the model takes vectors of {input_shape[0]} values, not images")
     c, h, w = (int(v) for v in input_shape)
@@ -36,36 +35,7 @@ def load_image(path: str, input_shape, *, invert: bool = False) -> np.ndarray:
                         f"or 3 (RGB)")
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            im.load()
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DataError(f"{path}: not an image Pillow can read ({e})") from None
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        im = im.convert("RGBA")
-        black = Image.new("RGBA", im.size, (0, 0, 0, 255))
-        im = Image.alpha_composite(black, im)
-    im = im.convert("L" if c == 1 else "RGB")
-    if invert:
-        im = ImageOps.invert(im)
-    if im.size != (w, h):
-        fitted = ImageOps.contain(im, (w, h), method=Image.Resampling.LANCZOS)
-        canvas = Image.new(im.mode, (w, h), background_colour(np.asarray(im)))
-        canvas.paste(fitted, ((w - fitted.width) // 2, (h - fitted.height) // 2))
-        im = canvas
-    a = np.asarray(im, dtype=np.uint8)
-    a = a[None] if c == 1 else a.transpose(2, 0, 1)
-    return np.ascontiguousarray(a)
-
-
-def background_colour(pixels: np.ndarray) -> int | tuple[int, ...]:
-    """The colour of a picture's background, the median of its border pixels: an int for a
-    (H, W) grayscale array, a tuple for (H, W, C). The median ignores an object that touches
-    the border on one side."""
-    border = np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
-    median = np.median(border, axis=0)
-    return int(median) if median.ndim == 0 else tuple(int(v) for v in median)
+    return to_model_input(open_image(path), (c, h, w), invert=invert)
 
 
 def brightness_note(image: np.ndarray, train_mean) -> str | None:
