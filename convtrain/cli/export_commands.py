@@ -11,18 +11,20 @@ import click
 @click.option("--softmax", is_flag=True,
               help="End the graph with a softmax: class probabilities instead of logits.")
 def export(checkpoint_path, onnx_path, softmax):
-    """Write a trained network (a .npz checkpoint, or a run folder's best.npz) as ONNX.
+    """Write a trained network (a .npz checkpoint, or a run folder: its best.npz, else its
+    last.npz) as ONNX.
 
     \b
     The model's input 'pixels': float32 NCHW images scaled to [0, 1] (uint8 / 255), any batch
     size; it normalises them with the training mean and std itself. Its output: 'logits'
     (or 'probabilities' with --softmax). The classes, mean and std are in its metadata.
     """
-    from ..export import export_checkpoint
+    from ..export import OPSET, export_checkpoint
+    from ..fmt import fmt_bytes
 
     done = export_checkpoint(checkpoint_path, onnx_path, softmax=softmax)
     shape = "x".join(str(d) for d in done.input_shape)
-    click.echo(f"{done.checkpoint} -> {done.path} ({done.bytes / 1e6:.2f} MB, opset 18)")
+    click.echo(f"{done.checkpoint} -> {done.path} ({fmt_bytes(done.bytes)}, opset {OPSET})")
     click.echo(f"input 'pixels': float32 (N, {shape.replace('x', ', ')}) in [0, 1]; output "
                f"'{done.output}': (N, {len(done.classes)})")
 

@@ -14,9 +14,9 @@ import tempfile
 from dataclasses import dataclass
 
 from ..errors import CheckpointError
-from .onnx_model import INPUT_NAME, ExportError, build_model, check_exportable, require_onnx
+from .onnx_model import INPUT_NAME, OPSET, ExportError, build_model, check_exportable, require_onnx
 
-__all__ = ["ExportError", "Exported", "INPUT_NAME", "build_model", "check_exportable",
+__all__ = ["ExportError", "Exported", "INPUT_NAME", "OPSET", "build_model", "check_exportable",
            "checkpoint_of", "export_checkpoint"]
 
 RUN_CHECKPOINTS = ("best.npz", "last.npz")   # what a run folder stands for, in this order
