@@ -99,10 +99,17 @@ def one_layer_net(type_, opts, shape, seed=0):
     return Network([layer], [LayerCommon()], shape, np.float32)
 
 
+# Registered types that have no ONNX equivalent (export refuses them by name): none today.
+NOT_EXPORTABLE: set[str] = set()
+
+
 def test_every_registered_layer_is_exported_and_tested():
     from convtrain.export.layers import EMITTERS
-    assert sorted(LAYER_TYPES) == sorted(EXAMPLES)
-    assert {cls.type for cls in EMITTERS} == set(LAYER_TYPES)
+    exported = {cls.type for cls in EMITTERS}
+    missing = sorted(set(LAYER_TYPES) - exported - NOT_EXPORTABLE)
+    assert not missing, (f"no ONNX emitter for {missing}: add one to convtrain/export/layers.py "
+                         "(and an example here), or list the type in NOT_EXPORTABLE")
+    assert sorted(exported) == sorted(EXAMPLES)
 
 
 @pytest.mark.parametrize("type_,opts,shape", CASES,
