@@ -4,7 +4,7 @@
     python -m benchmarks.run --quick         # a ~1 min smoke run (stdout only)
     python -m benchmarks.run --only lenet5   # nets and/or sections, comma-separated or repeated:
                                              # lenet5 fmnist-lcn cifar-like | check ceiling
-                                             # throughput help warm cold
+                                             # throughput onnx help warm cold
 
 What is measured, and how:
 - throughput: each side of each network runs in its own long-lived worker process
@@ -15,6 +15,10 @@ What is measured, and how:
   gradient finiteness check, SGD with momentum 0.9 and the config's weight decay); PyTorch =
   zero_grad, forward, cross_entropy, backward, SGD.step, loss.item(). Inference at batch 256:
   convtrain's predict, PyTorch's forward under inference_mode in eval mode.
+- convtrain inference vs onnxruntime (section `onnx`): the same net exported by `convtrain
+  export`'s code (convtrain.export) and run by onnxruntime's CPU provider with 2 intra-op
+  threads, interleaved with convtrain's predict at batch 256 like the PyTorch rows; skipped with
+  a note when onnx/onnxruntime are not installed (the bench extra installs them).
 - GFLOP/s: convtrain's own count (`convtrain summary`: 2 x multiply-adds per image, forward), times
   3 for a training step (forward + grad input + grad weight), divided by the step time; as a
   fraction of the matmul ceiling: numpy float32 2048x2048 matmul, OpenBLAS on 2 threads, in a
@@ -59,12 +63,13 @@ NETS = {  # name -> (config, training batch sizes)
 }
 INFER_BATCH = 256
 PROFILE_BATCH = 128
-SECTIONS = ("check", "ceiling", "throughput", "help", "warm", "cold")
+SECTIONS = ("check", "ceiling", "throughput", "onnx", "help", "warm", "cold")
 
 TARGETS = {  # (kind, net) -> minimal ratio convtrain/PyTorch
     ("train", "lenet5"): 1.0, ("train", "fmnist-lcn"): 1.5, ("train", "cifar-like"): 1.0,
     ("infer", "lenet5"): 1.0, ("infer", "fmnist-lcn"): 1.0, ("infer", "cifar-like"): 1.0,
 }
+ONNX_TARGET = 1.0   # convtrain inference / onnxruntime inference, every net
 WARM_TARGET_S = 2.0
 HELP_TARGET_S = 0.3
 COLD_TARGET_S = 60.0
@@ -288,13 +293,19 @@ def measure_pair(workers, cmd, batch, reps, target_s, results, key, quick=False)
     return losses
 
 
+def write_spec(info, tmp) -> str:
+    """The worker's SPEC.json for one net (see benchmarks/worker.py)."""
+    spec_path = os.path.join(tmp, f"{info['name']}.json")
+    with open(spec_path, "w") as f:
+        json.dump({k: info[k] for k in ("config", "layers", "input", "optim")} | {"seed": 0}, f)
+    return spec_path
+
+
 def run_throughput(infos, args, tmp, out):
     reps, target = (3, 0.25) if args.quick else (15, 0.4)
     prof_reps = 3 if args.quick else 15
     for name, info in infos.items():
-        spec_path = os.path.join(tmp, f"{name}.json")
-        with open(spec_path, "w") as f:
-            json.dump({k: info[k] for k in ("config", "layers", "input", "optim")} | {"seed": 0}, f)
+        spec_path = write_spec(info, tmp)
         log(f"[throughput] {name}: starting workers")
         workers = {"convtrain": Worker("convtrain", spec_path, tmp),
                    "torch": Worker("torch", spec_path, tmp)}
@@ -321,6 +332,31 @@ def run_throughput(infos, args, tmp, out):
             for side, w in workers.items():
                 QUIET.wait()
                 prof[(name, side)] = w.ask(cmd="profile", batch=PROFILE_BATCH, reps=prof_reps)
+        finally:
+            for w in workers.values():
+                w.close()
+
+
+def run_onnx(infos, args, tmp, out):
+    """convtrain's inference against onnxruntime running the same net exported to ONNX."""
+    from importlib.util import find_spec
+    if find_spec("onnx") is None or find_spec("onnxruntime") is None:
+        out.setdefault("notes", []).append(
+            "onnx/onnxruntime are not installed: no convtrain vs onnxruntime rows "
+            "(pip install -e '.[bench]')")
+        return
+    reps, target = (3, 0.25) if args.quick else (15, 0.4)
+    res = out.setdefault("onnx", {})
+    for name, info in infos.items():
+        spec_path = write_spec(info, tmp)
+        log(f"[onnx] {name}: starting workers")
+        workers = {"convtrain": Worker("convtrain", spec_path, tmp),
+                   "onnxruntime": Worker("onnxruntime", spec_path, tmp)}
+        try:
+            out.setdefault("onnx_versions", workers["onnxruntime"].ask(cmd="info"))
+            log(f"[onnx] {name}: inference, batch {INFER_BATCH}")
+            measure_pair(workers, "infer", INFER_BATCH, reps, target, res,
+                         f"infer {name} {INFER_BATCH}", args.quick)
         finally:
             for w in workers.values():
                 w.close()
@@ -511,6 +547,24 @@ def run_check(infos, out):
 
 # --- the report ---------------------------------------------------------------------------------
 
+def ratio_cells(results, key, other, target):
+    """[ratio (range), ratio over quiet pairs (how many), others' cores, target, verdict] of
+    convtrain against `other` in measure_pair's `results`, or None when a side is missing."""
+    c, t = results.get((key, "convtrain")), results.get((key, other))
+    if not c or not t:
+        return None
+    ratio = med(c) / med(t)
+    pair = [ci / ti for ci, ti in zip(c, t)]
+    oc = results.get((key, "convtrain", "others"), [])
+    ot = results.get((key, other, "others"), [])
+    quiet = [p for p, a, b in zip(pair, oc, ot) if a < NOISY and b < NOISY]
+    qtext = f"{med(quiet):.2f} ({len(quiet)})" if len(quiet) >= 3 else f"- ({len(quiet)})"
+    noise = f"{med(oc + ot):.2f}" if oc else "-"
+    judged = med(quiet) if len(quiet) >= 3 else ratio
+    return [f"{ratio:.2f} ({min(pair):.2f}-{max(pair):.2f})", qtext, noise, f">= {target}",
+            status(judged >= target) + ("" if len(quiet) >= 3 else " (noisy)")]
+
+
 def table(header, rows) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -558,24 +612,14 @@ def report(out, infos, args) -> str:
             keys = [("train", b) for b in info["batches"]] + [("infer", INFER_BATCH)]
             for kind, b in keys:
                 key = f"{kind} {name} {b}"
-                c, t = thr.get((key, "convtrain")), thr.get((key, "torch"))
-                if not c or not t:
+                cells = ratio_cells(thr, key, "torch", TARGETS[(kind, name)])
+                if cells is None:
                     continue
-                ratio = med(c) / med(t)
-                pair = [ci / ti for ci, ti in zip(c, t)]
-                oc = thr.get((key, "convtrain", "others"), [])
-                ot = thr.get((key, "torch", "others"), [])
-                quiet = [p for p, a, b_ in zip(pair, oc, ot) if a < NOISY and b_ < NOISY]
-                qtext = f"{med(quiet):.2f} ({len(quiet)})" if len(quiet) >= 3 else f"- ({len(quiet)})"
-                noise = f"{med(oc + ot):.2f}" if oc else "-"
+                c = thr[(key, "convtrain")]
                 gf = (3 if kind == "train" else 1) * info["flops"] * med(c) / 1e9
                 frac = f" ({100 * gf / ceiling:.0f}%)" if ceiling else ""
-                tgt = TARGETS[(kind, name)]
-                judged = med(quiet) if len(quiet) >= 3 else ratio
-                rows.append([f"{kind} {name}", b, spread(c), spread(t),
-                             f"{ratio:.2f} ({min(pair):.2f}-{max(pair):.2f})", qtext, noise,
-                             f"{gf:.1f}{frac}", f">= {tgt}",
-                             status(judged >= tgt) + ("" if len(quiet) >= 3 else " (noisy)")])
+                rows.append([f"{kind} {name}", b, spread(c), spread(thr[(key, "torch")]),
+                             *cells[:3], f"{gf:.1f}{frac}", *cells[3:]])
         L += table(["", "batch", "convtrain", "PyTorch", "ratio", "ratio, quiet reps",
                     "others", "convtrain GFLOP/s (% ceiling)", "target", ""], rows)
         L.append("")
@@ -589,6 +633,28 @@ def report(out, infos, args) -> str:
                  "summary` ("
                  + ", ".join(f"{n} {i['flops'] / 1e6:.2f}M" for n, i in infos.items())
                  + ") x 3 for training (forward, grad input, grad weight), x 1 for inference.")
+        L.append("")
+
+    onnx = out.get("onnx", {})
+    if onnx:
+        v = out.get("onnx_versions", {})
+        L.append(f"## convtrain inference vs onnxruntime {v.get('onnxruntime', '?')} "
+                 f"(images/s, batch {INFER_BATCH})")
+        L.append("")
+        rows = []
+        for name in infos:
+            key = f"infer {name} {INFER_BATCH}"
+            cells = ratio_cells(onnx, key, "onnxruntime", ONNX_TARGET)
+            if cells is not None:
+                rows.append([f"infer {name}", INFER_BATCH, spread(onnx[(key, "convtrain")]),
+                             spread(onnx[(key, "onnxruntime")]), *cells])
+        L += table(["", "batch", "convtrain", "onnxruntime", "ratio", "ratio, quiet reps",
+                    "others", "target", ""], rows)
+        L.append("")
+        L.append("The same network (config, seed) exported by convtrain.export and run by "
+                 f"onnxruntime's CPU provider on {THREADS} intra-op threads; its graph also "
+                 "normalises the input (two elementwise ops). ratio = median convtrain / median "
+                 "onnxruntime; the other columns as in the throughput table.")
         L.append("")
 
     rows = []
@@ -700,7 +766,9 @@ METHOD = """
 - Training step, convtrain: the trainer's (reseed, zero grads, forward, loss, backward,
   gradient finiteness check, error count, SGD update; not the rollback snapshot every 50 steps).
   PyTorch: zero_grad, forward, cross_entropy, backward, SGD.step, loss.item().
-- Inference at batch 256: convtrain `predict`; PyTorch eval mode under inference_mode.
+- Inference at batch 256: convtrain `predict`; PyTorch eval mode under inference_mode;
+  onnxruntime (section `onnx`): the net exported by convtrain.export, CPU provider, 2 intra-op
+  threads, sequential execution, default graph optimisations.
 - The PyTorch nets are written as a careful user would: in-place ReLU; LCN as in convtrain
   (Torch7 style: Gaussian 9x9 window, sigma 2.25 px, border correction, threshold 1e-4) in the
   efficient form: the channel mean first, then the separable window applied as two products with
@@ -786,6 +854,8 @@ def main(argv=None):
             run_ceiling(out, args.quick)
         if "throughput" in sections:
             run_throughput(infos, args, tmp, out)
+        if "onnx" in sections:
+            run_onnx(infos, args, tmp, out)
         if "ceiling" in sections and "throughput" in sections:
             run_ceiling(out, args.quick)
         if "help" in sections:

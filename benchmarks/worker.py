@@ -2,6 +2,7 @@
 
     python -m benchmarks.worker convtrain SPEC.json
     python -m benchmarks.worker torch SPEC.json
+    python -m benchmarks.worker onnxruntime SPEC.json   (inference only: convtrain's net exported)
 
 SPEC.json (written by benchmarks.run): {"config": path, "layers": [...described layers...],
 "input": [C, H, W], "optim": {"lr", "momentum", "weight_decay", "nesterov"}, "seed": 0}.
@@ -187,6 +188,43 @@ class ConvtrainSide:
                 "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
 
 
+class OnnxruntimeSide(ConvtrainSide):
+    """The convtrain side's network (same config, same seed) exported by convtrain.export and
+    run by onnxruntime on the same number of threads; inference only. The exported graph starts
+    with the input normalisation (here mean 0, std 1: two elementwise ops on the batch)."""
+
+    def __init__(self, spec):
+        super().__init__(spec)
+        import onnxruntime as ort
+
+        from convtrain.export import build_model
+        channels = self.net.input_shape[0]
+        model = build_model(self.net, mean=[0.0] * channels, std=[1.0] * channels, classes=[])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = THREADS
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.ort = ort
+        self.session = ort.InferenceSession(model.SerializeToString(), opts,
+                                            providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def train(self, b, steps):
+        raise ValueError("the onnxruntime side only runs inference")
+
+    def infer(self, b, steps):
+        data = self.batches(b)
+        t0 = time.perf_counter()
+        for i in range(steps):
+            self.session.run(None, {self.input_name: data[i % NUM_BATCHES][0]})
+        return {"seconds": time.perf_counter() - t0}
+
+    def info(self):
+        import onnx
+        return {"onnxruntime": self.ort.__version__, "onnx": onnx.__version__,
+                "intra_op_threads": THREADS}
+
+
 class TorchSide:
     def __init__(self, spec):
         import torch
@@ -304,6 +342,9 @@ class TorchSide:
                 "mkldnn": bool(torch.backends.mkldnn.is_available())}
 
 
+SIDES = {"convtrain": ConvtrainSide, "torch": TorchSide, "onnxruntime": OnnxruntimeSide}
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     side, spec_path = argv
@@ -311,7 +352,7 @@ def main(argv=None):
         spec = json.load(f)
     out = sys.stdout
     sys.stdout = sys.stderr          # stray prints must not break the protocol
-    obj = ConvtrainSide(spec) if side == "convtrain" else TorchSide(spec)
+    obj = SIDES[side](spec)
     baseline = maxrss_kb()
     out.write(json.dumps({"ready": True, "baseline_kb": baseline}) + "\n")
     out.flush()

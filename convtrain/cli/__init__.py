@@ -22,10 +22,10 @@ import sys
 
 import click
 
-from . import model_commands, train_commands
+from . import export_commands, model_commands, train_commands
 from .common import EXIT_INTERRUPTED
 
-COMMAND_MODULES = (train_commands, model_commands)
+COMMAND_MODULES = (train_commands, model_commands, export_commands)
 
 
 @contextlib.contextmanager
