@@ -24,7 +24,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from convtrain.export import (  # noqa: E402  (after the skip: it needs onnx)
-    ExportError, build_model, checkpoint_of, export_checkpoint)
+    ExportError, build_model, export_checkpoint)
 
 ROOT = Path(__file__).resolve().parent.parent
 REL = 1e-4
@@ -251,8 +251,8 @@ def _umask():
 
 def test_cli_bad_paths_give_one_clear_error(trained_run, tmp_path):
     cases = [
-        ((tmp_path / "nothing.npz", "--onnx", tmp_path / "m.onnx"), "no such checkpoint"),
-        ((tmp_path, "--onnx", tmp_path / "m.onnx"), "a folder without best.npz or last.npz"),
+        ((tmp_path / "nothing.npz", "--onnx", tmp_path / "m.onnx"), "nothing.npz"),
+        ((tmp_path, "--onnx", tmp_path / "m.onnx"), "a folder without a checkpoint"),
         ((trained_run, "--onnx", tmp_path / "m.npz"), "must end in .onnx"),
         ((trained_run, "--onnx", tmp_path / "no" / "m.onnx"), "does not exist"),
     ]
@@ -268,10 +268,3 @@ def test_cli_bad_paths_give_one_clear_error(trained_run, tmp_path):
     assert not (tmp_path / "m.onnx").exists()
     res = run("export", trained_run)                       # --onnx is required
     assert res.exit_code == 2 and "--onnx" in res.output
-
-
-def test_checkpoint_of_prefers_best_then_last(tmp_path):
-    (tmp_path / "last.npz").write_bytes(b"")
-    assert checkpoint_of(str(tmp_path)) == str(tmp_path / "last.npz")
-    (tmp_path / "best.npz").write_bytes(b"")
-    assert checkpoint_of(str(tmp_path)) == str(tmp_path / "best.npz")

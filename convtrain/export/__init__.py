@@ -13,13 +13,10 @@ import os
 import tempfile
 from dataclasses import dataclass
 
-from ..errors import CheckpointError
 from .onnx_model import INPUT_NAME, OPSET, ExportError, build_model, check_exportable, require_onnx
 
 __all__ = ["ExportError", "Exported", "INPUT_NAME", "OPSET", "build_model", "check_exportable",
-           "checkpoint_of", "export_checkpoint"]
-
-RUN_CHECKPOINTS = ("best.npz", "last.npz")   # what a run folder stands for, in this order
+           "export_checkpoint"]
 
 
 @dataclass
@@ -30,20 +27,6 @@ class Exported:
     input_shape: tuple
     classes: list
     bytes: int
-
-
-def checkpoint_of(path: str) -> str:
-    """A .npz checkpoint itself, or a run folder's best.npz (else its last.npz)."""
-    if os.path.isdir(path):
-        for name in RUN_CHECKPOINTS:
-            candidate = os.path.join(path, name)
-            if os.path.isfile(candidate):
-                return candidate
-        raise CheckpointError(f"{path}: a folder without {' or '.join(RUN_CHECKPOINTS)} "
-                              "(give a run folder or a .npz checkpoint)")
-    if not os.path.exists(path):
-        raise CheckpointError(f"{path}: no such checkpoint or run folder")
-    return path
 
 
 def _check_out_path(out: str) -> None:
@@ -78,9 +61,10 @@ def _write_atomic(data: bytes, out: str) -> None:
 def export_checkpoint(path: str, out: str, *, softmax: bool = False) -> Exported:
     """Write the network of a checkpoint (or a run folder's best) to `out` as ONNX."""
     from ..tools.restore import load_for_inference
+    from ..train.runs import checkpoint_in
     _check_out_path(out)
     require_onnx()
-    checkpoint = checkpoint_of(path)
+    checkpoint = checkpoint_in(path)
     model = load_for_inference(checkpoint)
     proto = build_model(model.net, mean=model.mean, std=model.std, classes=model.classes,
                         softmax=softmax, source=os.path.basename(checkpoint))
