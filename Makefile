@@ -16,7 +16,13 @@ help:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,viz]'
+	$(PY) -m pip install -q -e '.[viz]'
+	touch $@
+
+# the test suite's extras: pytest, and onnx + onnxruntime and dask distributed for the export
+# and sweep tests (optional for users: `pip install 'convtrain[onnx,cluster]'`)
+$(VENV)/.test-extras: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,viz,onnx,cluster]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -32,7 +38,7 @@ run: setup data
 	$(VENV)/bin/convtrain fit $(CONFIG) --resume auto
 	$(VENV)/bin/convtrain eval runs/$$($(PY) -c "import convtrain.config as c; print(c.load('$(CONFIG)').name)")/best.npz
 
-test: setup data-optional
+test: $(VENV)/.test-extras data-optional
 	$(PY) -m pytest
 
 $(VENV)/.bench: $(VENV)/.installed
@@ -42,7 +48,7 @@ $(VENV)/.bench: $(VENV)/.installed
 bench: $(VENV)/.bench data
 	$(PY) -m benchmarks.run
 
-lint: setup
+lint: $(VENV)/.test-extras
 	$(PY) -m pip install -q ruff==0.17.6
 	$(VENV)/bin/ruff check convtrain tests benchmarks
 
