@@ -79,6 +79,17 @@ class DataConfig:
     validation: int = option(5000, min=0, doc="examples held out of the training set")
     subset: int | None = option(None, min=1, doc="use only the first N training examples")
     augment: AugmentConfig = option(AugmentConfig())
+    folds: int | None = option(None, min=2, doc="cross-validation: deal the training examples "
+                               "(the first `subset` of them) into this many folds, stratified "
+                               "by class and seeded; fold `fold` is the validation set, the "
+                               "others the training set (`validation` is then not used)")
+    fold: int = option(0, min=0, doc="with `folds`: the fold held out for validation, from 0")
+
+    def __post_init__(self):
+        if self.folds is None and self.fold != 0:
+            raise ValueError(f"fold: needs `folds` (the number of folds), got fold {self.fold}")
+        if self.folds is not None and self.fold >= self.folds:
+            raise ValueError(f"fold: must be < folds ({self.folds}), got {self.fold}")
 
 
 @dataclass(frozen=True)
