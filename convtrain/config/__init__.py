@@ -12,6 +12,7 @@ The package, one job per module:
     model.py       the `model:` list: short forms, repeat blocks, per-repetition values, names
     schedule.py    the `schedule:` section: its `type` picks the options from the schedule registry
     resolved.py    with_overrides (command-line changes) and dump (the resolved YAML)
+    overrides.py   `--set key.path=value`: changes to the parsed YAML tree before the checks
     registries.py  the layer and schedule registries and the data set names, taken lazily
     common.py      LayerCommon: the keys every layer takes besides its own
     edit.py        change values in a config's text, keeping the rest (lr-search --write)
@@ -22,6 +23,9 @@ API: `load(path)`, `loads(text, source)`, `parse_model(list)` (all take `layer_t
 another registry than `nn.layers.registry.LAYER_TYPES`; load and loads take `schedule_types=`
 for `train.schedules.SCHEDULES`; both registries are imported lazily), `dump(cfg)`,
 `with_overrides(cfg, epochs=..., lr=...)`, `Config.to_dict()`, `LayerConfig.where / .error(...)`.
+`load` and `loads` take `sets=["optim.lr=0.01", "model[0].conv.filters=16"]` (fit's `--set`;
+`overrides_from_mapping({"optim.lr": 0.01})` writes them from a dict): applied before the checks,
+so a bad value reads `x.yaml: --set optim.lr: must be a number, got 'abc'`.
 `loads(text, source, stored=True)` reads a config that convtrain itself wrote into a checkpoint
 or run folder, possibly an older version (see schedule.py).
 """
@@ -30,10 +34,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..errors import ConfigError
 from .model import MAX_LAYERS, parse_model
+from .overrides import apply as apply_sets
+from .overrides import from_mapping as overrides_from_mapping
 from .registries import schedule_types as default_schedule_types
 from .resolved import OVERRIDES, dump, with_overrides
 from .schedule import parse_schedule
@@ -43,7 +49,8 @@ from .spec import describe, did_you_mean
 from .yaml_lines import Context, compose, format_path, read_text
 
 __all__ = [
-    "load", "loads", "dump", "with_overrides", "parse_model", "format_path",
+    "load", "loads", "dump", "with_overrides", "overrides_from_mapping", "parse_model",
+    "format_path",
     "Config", "LayerConfig", "AugmentConfig", "DataConfig", "OptimConfig", "DivergenceConfig",
     "TrainConfig", "CheckpointConfig", "ConfigError", "MAX_LAYERS", "OVERRIDES",
     "SECTIONS", "TOP_KEYS",
@@ -95,10 +102,12 @@ def _parse(raw, ctx: Context, text: str, layer_types, schedule_types, stored: bo
                   schedule=parsed["schedule"], **sections, source=ctx.source, text=text)
 
 
-def loads(text: str, source: str = "<string>", *,
+def loads(text: str, source: str = "<string>", *, sets: Iterable[str] = (),
           layer_types: Mapping[str, Any] | None = None,
           schedule_types: Mapping[str, Any] | None = None, stored: bool = False) -> Config:
     """Parse config text. `source` names it in messages and anchors relative data paths.
+
+    `sets`: "key.path=value" changes (fit's --set) applied before the checks (overrides.py).
 
     `stored=True` for a config convtrain wrote (a checkpoint's, a run folder's): it also takes
     what older versions wrote there. Configs that people write are read with the default."""
@@ -107,12 +116,13 @@ def loads(text: str, source: str = "<string>", *,
     if text.startswith("\ufeff"):
         text = text[1:]
     raw, ctx = compose(text, source)
+    raw, ctx = apply_sets(raw, ctx, sets)
     return _parse(raw, ctx, text, layer_types, schedule_types, stored)
 
 
-def load(path, *, layer_types: Mapping[str, Any] | None = None,
+def load(path, *, sets: Iterable[str] = (), layer_types: Mapping[str, Any] | None = None,
          schedule_types: Mapping[str, Any] | None = None, stored: bool = False) -> Config:
     """Read and check a config file. Every problem raises ConfigError naming file:line: path."""
     source = os.fspath(path)
-    return loads(read_text(Path(source), source), source, layer_types=layer_types,
+    return loads(read_text(Path(source), source), source, sets=sets, layer_types=layer_types,
                  schedule_types=schedule_types, stored=stored)
