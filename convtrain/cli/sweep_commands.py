@@ -147,7 +147,7 @@ def _table(summary, p) -> str:
     rows = []
     for r in summary:
         if r["val_error"] is None:
-            err = f"failed: {r['error']}"
+            err = "failed: " + _shorten(r["error"] or "", 50)
         else:
             err = f"{100 * r['val_error']:.2f}%"
             if r["val_error_std"] is not None:
@@ -157,6 +157,10 @@ def _table(summary, p) -> str:
         trials = r["trials"][0] if len(r["trials"]) == 1 else f"{r['trials'][0]}..{r['trials'][-1]}"
         rows.append([r["rank"], *(format_value(r["point"][k]) for k in keys), err, trials])
     return table(headers, rows, "r" + "l" * (len(headers) - 1))
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3].rstrip() + "..."
 
 
 def _write_best(p, summary, out_path):

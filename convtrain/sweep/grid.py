@@ -64,7 +64,10 @@ def points(grid_path: str | None = None, sets: tuple[str, ...] = ()) -> list[dic
 def parse_set_values(text: str) -> tuple[str, list]:
     """'optim.lr=0.01,0.1' -> ('optim.lr', [0.01, 0.1]). Commas inside [] or {} stay."""
     key, eq, rest = text.partition("=")
-    pieces = _split_top_level(rest) if eq else [rest]
+    if not eq:
+        raise ConfigError(f"--set {text}: expected key.path=v1,v2,..., e.g. --set "
+                          "optim.lr=0.01,0.1")
+    pieces = _split_top_level(rest)
     if any(p.strip() == "" for p in pieces):
         raise ConfigError(f"--set {text}: an empty value; write key=v1,v2,...")
     values = [overrides.parse_set(f"{key}={piece}", "--set").value for piece in pieces]
