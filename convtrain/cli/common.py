@@ -23,6 +23,11 @@ class _PositiveFloat(click.FloatRange):
 
 POSITIVE = _PositiveFloat()
 
+set_option = click.option(
+    "--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
+    help="Change one config value before the checks (repeatable), e.g. --set optim.lr=0.01 "
+         "--set model[0].conv.filters=16 --set 'data.augment={hflip: true}'.")
+
 
 def input_shape(cfg) -> tuple:
     """The config's `input` when it gives one (no data read), else the data set's shape."""

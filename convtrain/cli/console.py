@@ -72,3 +72,14 @@ class ConsoleReporter:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def echo_note(note) -> None:
+    """A training session's note (train/session.py's Note): where the run resumes on stdout,
+    the rest on stderr, a changed config as `note: ...`."""
+    if note.kind == "resuming":
+        click.echo(note.message)
+    elif note.kind == "changed":
+        click.echo(f"note: {note.message}", err=True)
+    else:
+        click.echo(note.message, err=True)

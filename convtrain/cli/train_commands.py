@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 
 import click
 
-from .common import EXIT_INTERRUPTED, POSITIVE, input_shape
+from .common import EXIT_INTERRUPTED, POSITIVE, input_shape, set_option
 
 AUTO_LR = "auto"
 
@@ -41,16 +42,17 @@ class _RateOrAuto(click.ParamType):
               help="Continue from a checkpoint; `auto` (or no value) uses <out>/last.npz if present.")
 @click.option("--fresh", is_flag=True, help="Start over; an earlier run in the folder is moved aside.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
-def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
+@set_option
+@click.option("--print-config", is_flag=True,
+              help="Print the resolved config (every default filled in, after --set and the "
+                   "other options) and exit without training.")
+def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet, sets, print_config):
     """Train the network a config describes; checkpoints go to the run folder."""
     from .. import config as configmod
-    from .. import data as datamod
-    from ..nn.network import Network
     from ..tools import precompile
-    from ..train import checkpoint as ckpt
-    from ..train import runs
-    from ..train.trainer import Interrupted, Trainer
-    from .console import ConsoleReporter
+    from ..train.session import run_fit
+    from ..train.trainer import Interrupted
+    from .console import ConsoleReporter, echo_note
 
     if out is not None and not out.strip():
         raise click.BadParameter("must not be empty", param_hint="--out")
@@ -60,47 +62,31 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet):
     if resume and fresh:
         raise click.UsageError("pass --resume or --fresh, not both")
     auto = lr == AUTO_LR
-    cfg = configmod.with_overrides(configmod.load(config_path), epochs=epochs, seed=seed,
-                                   lr=None if auto else lr)
-    out_dir = out or runs.default_dir(cfg)
-    resume_path = runs.prepare(out_dir, config_path, resume=resume, fresh=fresh)
-    checkpoint = ckpt.load(resume_path) if resume_path else None
-    # On a cold cache a helper process compiles the kernels from the network's end while this
-    # one loads the data and compiles from the start (precompile.py).
-    helper = precompile.start(cfg, cfg.input) if cfg.input else None
+    cfg = configmod.with_overrides(configmod.load(config_path, sets=sets), epochs=epochs,
+                                   seed=seed, lr=None if auto else lr)
+    if print_config:
+        click.echo(configmod.dump(cfg), nl=False)
+        return
     try:
-        splits = datamod.load(cfg.data, seed=cfg.seed, input_shape=cfg.input)
-        if auto:
-            cfg = configmod.with_overrides(cfg, lr=_auto_rate(cfg, splits, checkpoint))
-        net = Network.build(cfg.model, splits.input_shape, seed=cfg.seed, source=cfg.source)
-        if not cfg.input:   # (with cfg.input, the data's shape is that one: already checked)
-            helper = precompile.start(cfg, splits.input_shape)
-        reporter = ConsoleReporter(quiet=quiet)
-        trainer = Trainer(cfg, net, splits, out_dir, reporter=reporter)
-        if checkpoint is not None:
-            for note in trainer.restore(checkpoint):
-                click.echo(f"note: {note}", err=True)
-            click.echo(f"resuming from {resume_path} at step {trainer.step}")
-        runs.write_config(out_dir, cfg)
-        result = trainer.fit()
+        result = run_fit(cfg, config_path=config_path, out_dir=out, resume=resume, fresh=fresh,
+                         reporter=ConsoleReporter(quiet=quiet),
+                         auto_lr=_auto_rate if auto else None, compile_helper=precompile,
+                         on_note=echo_note)
     except Interrupted as stop:
         click.echo(f"\ninterrupted: checkpoint written to {stop.path}\n"
                    f"resume with: convtrain fit {config_path} --resume {stop.path}"
-                   + (f" --out {out_dir}" if out else "") + (" --lr auto" if auto else ""),
-                   err=True)
+                   + (f" --out {out}" if out else "") + (" --lr auto" if auto else "")
+                   + "".join(f" --set {shlex.quote(s)}" for s in sets), err=True)
         sys.exit(EXIT_INTERRUPTED)
-    finally:
-        precompile.stop(helper)
-    best = result["best_val_error"]
-    metric = "validation error" if len(splits.val.y) else "training loss"
-    done = "done, with the warnings above" if result["warnings"] else "done"
+    best = result.best_val_error
+    done = "done, with the warnings above" if result.warnings else "done"
     if best is None:
-        click.echo(f"{done}: {result['step']} steps; checkpoints in {out_dir}")
+        click.echo(f"{done}: {result.steps} steps; checkpoints in {result.run_dir}")
     else:
-        shown = f"{100 * best:.2f}%" if len(splits.val.y) else f"{best:.4f}"
-        click.echo(f"{done}: best {metric} {shown} at epoch {result['best_epoch']}; "
-                   f"best checkpoint {result['best_checkpoint']}")
-    _maybe_plot(out_dir)
+        shown = f"{100 * best:.2f}%" if result.metric == "validation error" else f"{best:.4f}"
+        click.echo(f"{done}: best {result.metric} {shown} at epoch {result.best_epoch}; "
+                   f"best checkpoint {result.best_checkpoint}")
+    _maybe_plot(result.run_dir)
 
 
 def _auto_rate(cfg, splits, checkpoint) -> float:
@@ -140,13 +126,14 @@ def _maybe_plot(out_dir):
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--samples", type=click.IntRange(min=1), default=20, show_default=True,
               help="Entries checked per tensor (sampled when a tensor is larger).")
-def gradcheck(config_path, batch, tol, seed, samples):
+@set_option
+def gradcheck(config_path, batch, tol, seed, samples, sets):
     """Compare back-propagated gradients with finite differences (float64)."""
     from .. import config as configmod
     from ..fmt import table
     from ..tools.gradcheck import run_config_gradcheck
 
-    cfg = configmod.load(config_path)
+    cfg = configmod.load(config_path, sets=sets)
     results = run_config_gradcheck(cfg, input_shape(cfg), batch=batch, seed=seed, samples=samples)
     rows = [[r.name, "x".join(map(str, r.shape)), r.checked, r.kinks, f"{r.max_rel_error:.2e}",
              "ok" if r.ok(tol) else "FAIL"] for r in results]
@@ -176,7 +163,8 @@ def gradcheck(config_path, batch, tol, seed, samples):
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Draw loss against rate into this PNG (default with --write: "
                    "<OUT>-lr-search.png beside it).")
-def lr_search(config_path, subset, start, min_lr, steps, epochs, write_path, plot_path):
+@set_option
+def lr_search(config_path, subset, start, min_lr, steps, epochs, write_path, plot_path, sets):
     """Find a learning rate (Bottou 2012): train the same initial net for the same budget at
     each rate of a halving grid from --start; choose the one that lowers the subset loss most."""
     from .. import config as configmod
@@ -188,19 +176,38 @@ def lr_search(config_path, subset, start, min_lr, steps, epochs, write_path, plo
         raise click.BadParameter(f"--min {min_lr:g} is above --start {start:g}", param_hint="--min")
     for path, option in ((write_path, "--write"), (plot_path, "--plot")):
         _check_output(path, config_path, option)   # fail now, not after the search
-    cfg = configmod.load(config_path)
+    cfg = configmod.load(config_path, sets=sets)
+    carried = _changes_for_the_copy(sets) if write_path else {}
     splits = datamod.load(cfg.data, seed=cfg.seed, input_shape=cfg.input)
     result = _search(cfg, splits, subset=subset, start=start, min_lr=min_lr, steps=steps,
                      epochs=epochs)
     if write_path:
         name = search_mod.own_name(cfg, write_path, result.chosen)
-        text = retarget(cfg, write_path, {"optim.lr": result.chosen, "name": name})
+        text = retarget(cfg, write_path, {**carried, "optim.lr": result.chosen, "name": name})
         with open(write_path, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         click.echo(f"wrote {write_path} (optim.lr: {result.chosen:g}, name: {name})")
         plot_path = plot_path or os.path.splitext(write_path)[0] + "-lr-search.png"
     if plot_path:
         _plot_search(result, plot_path, cfg.name)
+
+
+def _changes_for_the_copy(sets) -> dict:
+    """lr-search --write: the --set changes the copy carries. The copy is CONFIG's own text
+    edited in place (config/edit.py), which takes one value of a section (`optim.momentum=0.5`)
+    or of the top (`seed=3`); anything else is refused before the search, not after it."""
+    from ..config.overrides import parse_set
+
+    changes = {}
+    for text in sets:
+        setting = parse_set(text)
+        if (len(setting.path) > 2 or any(isinstance(key, int) for key in setting.path)
+                or isinstance(setting.value, (list, dict))):
+            raise click.BadParameter(f"{setting.key}: --write can carry only single values of "
+                                     "a section (e.g. --set optim.momentum=0.5) into the copy; "
+                                     "edit CONFIG for this one", param_hint="--set")
+        changes[setting.key] = setting.value
+    return changes
 
 
 def _check_output(path, config_path, option):
@@ -265,7 +272,8 @@ def _plot_search(result, out, title):
 @click.option("--lr", "lr_check", is_flag=True, help="Also run the learning-rate search check.")
 @click.option("--verbose", "-v", is_flag=True, help="Per-layer tables for every check.")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-def doctor(config_path, subset, steps, lr_check, verbose, as_json):
+@set_option
+def doctor(config_path, subset, steps, lr_check, verbose, as_json, sets):
     """Run the practitioner's checklist on a config.
 
     Each check ends PASS, WARN or FAIL with a one-line hint:
@@ -283,7 +291,7 @@ def doctor(config_path, subset, steps, lr_check, verbose, as_json):
     from .. import config as configmod
     from ..tools import doctor as doc
 
-    cfg = configmod.load(config_path)
+    cfg = configmod.load(config_path, sets=sets)
     checks = []
     t0 = time.perf_counter()
     if not as_json:

@@ -12,7 +12,7 @@ A marker in the cache folder, named after the network, the package versions and 
 source files, records a finished helper run, so a warm start starts no process. Errors in the
 helper are ignored: `fit` compiles anything it missed.
 
-    python -m convtrain.tools.precompile CONFIG.yaml C H W
+    python -m convtrain.tools.precompile CONFIG.yaml C H W      (CONFIG `-`: read stdin)
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ import hashlib
 import os
 import subprocess
 import sys
-import tempfile
+
+STDIN = "-"   # the CONFIG argument that reads the config from stdin
 
 
 def _cache_dir() -> str:
@@ -48,22 +49,36 @@ def _marker(cfg, input_shape) -> str:
     return os.path.join(_cache_dir(), f"convtrain-precompiled-{h.hexdigest()[:16]}")
 
 
+def is_warm(cfg, input_shape) -> bool:
+    """Has a helper run finished for this network (so its kernels are in numba's cache)?"""
+    try:
+        return os.path.exists(_marker(cfg, input_shape))
+    except OSError:
+        return False
+
+
 def start(cfg, input_shape) -> subprocess.Popen | None:
     """Start the helper for this network unless a finished run's marker says the cache is warm.
-    Returns the process (pass it to `stop`) or None."""
+    Returns the process (pass it to `stop`) or None.
+
+    The config goes through the helper's stdin, not a temporary file: a helper that `stop`
+    terminates mid-compile could not delete a file (SIGTERM skips its `finally`)."""
     from .. import config as configmod
+    if is_warm(cfg, input_shape):
+        return None
     try:
-        if os.path.exists(_marker(cfg, input_shape)):
-            return None
-        fd, path = tempfile.mkstemp(prefix="convtrain-precompile-", suffix=".yaml")
-        with os.fdopen(fd, "w") as f:
-            f.write(configmod.dump(cfg))
-        return subprocess.Popen(
-            [sys.executable, "-m", "convtrain.tools.precompile", path, *map(str, input_shape)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "convtrain.tools.precompile", STDIN, *map(str, input_shape)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)   # Ctrl-C reaches `fit` only; `fit` stops the helper
     except OSError:
         return None
+    try:   # a config is a page of text: it fits the pipe's buffer, so this does not block
+        with proc.stdin:
+            proc.stdin.write(configmod.dump(cfg).encode("utf-8"))
+    except OSError:   # the helper died already; `fit` compiles everything itself
+        pass
+    return proc
 
 
 def stop(proc: subprocess.Popen | None) -> None:
@@ -93,11 +108,16 @@ def compile_in_reverse(net) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """`CONFIG C H W`: compile, then write the marker. CONFIG `-` reads the config from stdin
+    (what `start` passes); a CONFIG file is deleted when done (a copy made for the helper)."""
     path, shape = argv[0], tuple(int(v) for v in argv[1:])
     try:
         from .. import config as configmod
         from ..nn.network import Network
-        cfg = configmod.load(path)
+        if path == STDIN:
+            cfg = configmod.loads(sys.stdin.read(), "<precompile>", stored=True)
+        else:
+            cfg = configmod.load(path)
         net = Network.build(cfg.model, shape, seed=cfg.seed, source=cfg.source)
         compile_in_reverse(net)
         with open(_marker(cfg, shape), "w"):
@@ -106,10 +126,11 @@ def main(argv: list[str]) -> int:
     except Exception:   # the parent compiles whatever is missing; nothing to report here
         return 1
     finally:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+        if path != STDIN:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":

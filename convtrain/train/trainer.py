@@ -85,6 +85,7 @@ class Trainer:
         self.epoch_sums = EpochSums()
         self._stop_signal = None
         self._snapshot = None
+        self._warm_up = None   # (seconds, images) of this process's first step; see end_epoch
         network.require_labels(splits)
         self.config_text = configmod.dump(cfg)   # resolved: absolute data path, every default
         self._xbuf = np.empty((self.batch_size,) + tuple(splits.input_shape), dtype=np.float32)
@@ -180,6 +181,7 @@ class Trainer:
         self.take_snapshot()
         epoch_start = time.perf_counter()
         last_ckpt_time = time.monotonic()
+        first_step = True
         try:
             while self.step < self.total_steps:
                 if self._stop_signal is not None:
@@ -207,6 +209,9 @@ class Trainer:
                 s.loss += result.loss * result.n
                 s.errors += result.errors
                 s.seen += result.n
+                if first_step:   # numba compiles (cold cache) or loads the kernels in it
+                    self._warm_up = (time.perf_counter() - epoch_start, result.n)
+                    first_step = False
                 self.reporter.step(self, result.loss, lr)
                 ck = cfg.checkpoint
                 if ck.every_steps and self.step % ck.every_steps == 0:
@@ -243,12 +248,18 @@ class Trainer:
         val = evaluate(self.net, self.splits.val, self.splits.mean, self.splits.std,
                        batch_size=cfg.train.eval_batch_size, num_classes=self.num_classes)
         seconds = s.seconds
+        # The speed leaves out the process's first step, which loads or compiles the kernels
+        # (seconds on a cold cache); `seconds` stays the epoch's wall time.
+        timed, images = seconds, s.seen
+        if self._warm_up is not None and s.seen > self._warm_up[1] and seconds > self._warm_up[0]:
+            timed, images = seconds - self._warm_up[0], s.seen - self._warm_up[1]
+        self._warm_up = None
         row = {
             "epoch": epoch, "step": self.step,
             "train_loss": s.loss / max(s.seen, 1), "train_error": s.errors / max(s.seen, 1),
             "val_loss": _finite_or_none(val["loss"]), "val_error": _finite_or_none(val["error"]),
             "lr": self.lr_at(max(self.step - 1, 0)), "seconds": round(seconds, 3),
-            "images_per_s": round(s.seen / seconds, 1) if seconds > 0 else None,
+            "images_per_s": round(images / timed, 1) if timed > 0 else None,
             "divergences": s.divergences,
         }
         self.log_json(row)
