@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 
 from ..errors import ConvtrainError
 
@@ -64,15 +65,31 @@ def connect(scheduler: str | None = None, *, trials: int = 1, workers: int | Non
         return
     n, threads = size(trials, cores(), workers)
     env = {"NUMBA_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": "1"}
-    cluster = distributed.LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=True, env=env, dashboard_address=None,
-        silence_logs=logging.ERROR)
+    with _sigint_ignored():   # the workers inherit it: Ctrl-C reaches the client alone,
+        cluster = distributed.LocalCluster(   # which then closes them (no tracebacks from them)
+            n_workers=n, threads_per_worker=1, processes=True, env=env, dashboard_address=None,
+            silence_logs=logging.ERROR)
     client = distributed.Client(cluster)
     try:
         yield client, f"a local Dask cluster: {n} workers x {threads} numba threads"
     finally:
         client.close()
         cluster.close()
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while worker processes start: an ignored signal stays ignored in a
+    process started from this one (Python and asyncio install no handler over it)."""
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:   # not the main thread: nothing to protect
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _remote(distributed, address: str):
