@@ -117,3 +117,33 @@ def test_unreachable_scheduler_and_missing_dask_are_clear_errors(cfg, monkeypatc
     monkeypatch.setitem(__import__("sys").modules, "distributed", None)
     r = invoke("cv", cfg, "--folds", "2", "--resume")
     assert r.exit_code == 1 and "pip install convtrain[cluster]" in r.output
+
+
+def test_ctrl_c_stops_the_sweep_with_130_and_resume_finishes_it(tmp_path):
+    """Ctrl-C at a terminal signals the whole process group: client and local workers."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    data = synthetic.write_dataset(tmp_path, n_train=2112)
+    (tmp_path / "long.yaml").write_text(synthetic.CONFIG.format(path=data, epochs=20))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (repo, os.environ.get("PYTHONPATH")))))
+    cmd = [sys.executable, "-m", "convtrain", "sweep", "long.yaml", "--set", "optim.lr=0.05,0.02",
+           "--out", "sw"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "sw").glob("trial-*/last.npz")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "--resume" in out and "Traceback" not in out
+    unfinished = [t for t in (tmp_path / "sw").glob("trial-*") if not (t / "done").exists()]
+    assert unfinished, "both trials finished before the interrupt"
+    again = subprocess.run(cmd + ["--resume"], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    rows = [json.loads((t / "done").read_text()) for t in sorted((tmp_path / "sw").glob("trial-*"))]
+    assert all(r["status"] == "ok" for r in rows)

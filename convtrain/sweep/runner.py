@@ -19,6 +19,7 @@ from . import results, trials
 from .trials import Trial
 
 PLAN = "sweep.json"
+STOP = "stop"   # written on Ctrl-C: the running trials end at their next look
 
 
 @dataclass
@@ -55,7 +56,8 @@ def plan(config_path: str, points: list[dict], *, folds: int | None = None,
             index = len(out_trials)
             out_trials.append(Trial(index=index, point=point, fold=fold, group=group,
                                     folder=os.path.join(folder, trials.folder_name(index)),
-                                    config_text=configmod.dump(cfg)))
+                                    config_text=configmod.dump(cfg),
+                                    stop_file=os.path.join(folder, STOP)))
     return Plan(kind, config_path, base, keys, folds, folder, out_trials)
 
 
@@ -90,6 +92,9 @@ def execute(p: Plan, client, done: list[dict],
     failed row without a `done` marker, so that --resume tries it again. On an exception here
     (Ctrl-C) the submitted trials are cancelled."""
     from distributed import as_completed
+    stop = os.path.join(p.folder, STOP)
+    if os.path.exists(stop):   # left by an interrupted run of this sweep
+        os.unlink(stop)
     finished = {row["index"]: row for row in done}
     pending = [t for t in p.trials if t.index not in finished]
     futures = {client.submit(trials.run, t, key=f"{p.sweep_id}-{t.name}", pure=False): t
@@ -99,12 +104,16 @@ def execute(p: Plan, client, done: list[dict],
             trial = futures[future]
             try:
                 row = future.result()
+                if row["status"] == trials.Stopped.STATUS:
+                    continue
                 trials.write_done(trial.folder, row)   # the client's copy (remote workers)
             except Exception as e:   # noqa: BLE001 - one broken trial is one failed row
                 row = trials.failed_row(trial, f"{type(e).__name__}: {e}")
             finished[trial.index] = row
             on_result(row)
     except BaseException:
+        with open(stop, "w"):   # running trials end within a second; --resume continues them
+            pass
         client.cancel(list(futures))
         raise
     return [finished[i] for i in sorted(finished)]

@@ -31,6 +31,7 @@ class Trial:
     config_text: str                # the resolved config (config.dump)
     fold: int | None = None
     group: int = 0                  # the point's index: the folds of one config share it
+    stop_file: str | None = None    # once it exists, the trial stops (Ctrl-C in the client)
 
     @property
     def name(self) -> str:
@@ -96,19 +97,50 @@ def run(trial: Trial) -> dict:
         # no checkpoint: start afresh (an attempt killed before its first one moves aside)
         result = run_fit(cfg, config_path=trial.config_path, out_dir=trial.folder,
                          resume="auto" if resume_step is not None else None,
-                         fresh=resume_step is None)
+                         fresh=resume_step is None, reporter=_StopWatch(trial.stop_file))
         row.update(status=OK, val_error=result.best_val_error, metric=result.metric,
                    best_epoch=result.best_epoch, steps=result.steps, best_checkpoint=result.best_checkpoint,
                    warnings=[w["message"] if isinstance(w, dict) else str(w)
                              for w in result.warnings])
     except ConvtrainError as e:
         row.update(status=FAILED, error=str(e), val_error=None)
+    except Stopped:   # not done: --resume continues it from its last checkpoint
+        return {**row, "status": Stopped.STATUS, "val_error": None}
     compiled2, loaded2 = kernel_compiles()
     row.update(seconds=round(time.perf_counter() - start, 3), resumed_from_step=resume_step,
                kernels_compiled=compiled2 - compiled, kernels_from_cache=loaded2 - loaded,
                numba_threads=_numba_threads(), host=socket.gethostname())
     write_done(trial.folder, row)
     return row
+
+
+class Stopped(Exception):
+    """The sweep was stopped (Ctrl-C in the client) while this trial trained."""
+    STATUS = "stopped"
+
+
+class _StopWatch:
+    """The trainer's reporter in a sweep (train.trainer.SilentReporter's methods): every second
+    or so, has the client asked the trials to stop? A file beside the trials' folders, so that
+    a worker needs nothing but the file system it writes the runs to."""
+    POLL_SECONDS = 1.0
+
+    def __init__(self, stop_file: str | None):
+        self.stop_file = stop_file
+        self.next_poll = time.monotonic() + self.POLL_SECONDS
+
+    def step(self, trainer, loss, lr):
+        if self.stop_file is None or time.monotonic() < self.next_poll:
+            return
+        self.next_poll = time.monotonic() + self.POLL_SECONDS
+        if os.path.exists(self.stop_file):
+            raise Stopped()
+
+    def start(self, trainer): pass
+    def epoch(self, trainer, row): pass
+    def event(self, message): pass
+    def warning(self, message): pass
+    def close(self): pass
 
 
 def _checkpoint_step(path: str) -> int | None:
