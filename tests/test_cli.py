@@ -211,7 +211,7 @@ def test_every_command_is_registered_from_its_module():
         listed |= defined
     assert registered == listed
     assert {"fit", "eval", "summary", "gradcheck", "lr-search", "doctor", "plot", "show",
-            "predict", "export"} == set(main.commands)
+            "predict", "export", "sweep", "cv"} == set(main.commands)
 
 
 def test_help_imports_no_numpy():

@@ -3,6 +3,7 @@
 Where the commands live:
     train_commands.py   fit, lr-search, gradcheck, doctor   (they take a CONFIG)
     model_commands.py   eval, predict, show, summary, plot  (a model, its checkpoint or its run)
+    sweep_commands.py   sweep, cv  (many trainings of a CONFIG on Dask distributed)
     common.py           what commands share: option types, exit codes, the input shape
     console.py          fit's training reporter (tqdm bar or plain lines)
 
@@ -22,10 +23,10 @@ import sys
 
 import click
 
-from . import export_commands, model_commands, train_commands
+from . import export_commands, model_commands, sweep_commands, train_commands
 from .common import EXIT_INTERRUPTED
 
-COMMAND_MODULES = (train_commands, model_commands, export_commands)
+COMMAND_MODULES = (train_commands, model_commands, export_commands, sweep_commands)
 
 
 @contextlib.contextmanager

@@ -86,6 +86,17 @@ class DataConfig:
     cache: bool = option(False, doc="dataset folder: keep the decoded images in "
                                     "$XDG_CACHE_HOME/convtrain/data/ (~/.cache by default), "
                                     "rebuilt when a file or the input shape changes")
+    folds: int | None = option(None, min=2, doc="cross-validation: deal the training examples "
+                               "(the first `subset` of them) into this many folds, stratified "
+                               "by class and seeded; fold `fold` is the validation set, the "
+                               "others the training set (`validation` is then not used)")
+    fold: int = option(0, min=0, doc="with `folds`: the fold held out for validation, from 0")
+
+    def __post_init__(self):
+        if self.folds is None and self.fold != 0:
+            raise ValueError(f"fold: needs `folds` (the number of folds), got fold {self.fold}")
+        if self.folds is not None and self.fold >= self.folds:
+            raise ValueError(f"fold: must be < folds ({self.folds}), got {self.fold}")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 
 from ..errors import DataError
+from . import folds as _folds
 from . import kernels as _k
 from .readers import read
 
@@ -66,7 +67,8 @@ def load(data, *, seed: int, input_shape=None) -> Splits:
     """Read the data set `data` (the config's data section) and split it.
 
     Validation is a seeded random hold-out of `data.validation` training examples; `data.subset`
-    then keeps the first N of the remaining ones (in file order). Mean and std per channel come
+    then keeps the first N of the remaining ones (in file order). With `data.folds`, validation
+    is fold `data.fold` of the first `subset` examples instead (folds.py). Mean and std per channel come
     from that final training split, after scaling uint8 images by 1/255."""
     raw = read(data, input_shape)
     xtr, ytr, source = raw.x_train, raw.y_train, raw.source
@@ -74,7 +76,10 @@ def load(data, *, seed: int, input_shape=None) -> Splits:
         raise DataError(f"{source}: the training set is empty")
     shape = _check_shapes(raw, input_shape)
     classes = _check_classes(raw)
-    keep, val_idx = _split(len(xtr), data, seed, source)
+    if getattr(data, "folds", None):
+        keep, val_idx = _folds.split(ytr, data, seed, source)
+    else:
+        keep, val_idx = _split(len(xtr), data, seed, source)
     if len(keep) == len(xtr):
         train = Dataset(xtr, ytr, classes)
     else:
