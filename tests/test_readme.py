@@ -74,8 +74,9 @@ def spec_fields(cls, prefix: str = ""):
 
 def external_links(text: str) -> list[str]:
     """Addresses that leave the repository: any scheme (http:, https:, ftp:, mailto:...),
-    protocol-relative `//host` links and bare www. names."""
-    pattern = r"\b[a-z][a-z0-9+.-]*://\S+|\]\(\s*//[^)]*\)|\bwww\.\S+|\bmailto:\S+"
+    protocol-relative `//host` links and bare www. names. A Dask scheduler's address
+    (`tcp://HOST:PORT`) is something the user types, not a link."""
+    pattern = r"\b(?!tcp://)[a-z][a-z0-9+.-]*://\S+|\]\(\s*//[^)]*\)|\bwww\.\S+|\bmailto:\S+"
     return re.findall(pattern, text, flags=re.IGNORECASE)
 
 
