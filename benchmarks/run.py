@@ -4,7 +4,7 @@
     python -m benchmarks.run --quick         # a ~1 min smoke run (stdout only)
     python -m benchmarks.run --only lenet5   # nets and/or sections, comma-separated or repeated:
                                              # lenet5 fmnist-lcn cifar-like | check ceiling
-                                             # throughput onnx help warm cold
+                                             # throughput onnx help warm cold sweep
 
 What is measured, and how:
 - throughput: each side of each network runs in its own long-lived worker process
@@ -19,6 +19,8 @@ What is measured, and how:
   export`'s code (convtrain.export) and run by onnxruntime's CPU provider with 2 intra-op
   threads, interleaved with convtrain's predict at batch 256 like the PyTorch rows; skipped with
   a note when onnx/onnxruntime are not installed (the bench extra installs them).
+- sweep (section `sweep`): benchmarks/sweep.py in its own process: a 4-trial `convtrain sweep`
+  of lenet5 on the default Dask LocalCluster against the same trials one after another.
 - GFLOP/s: convtrain's own count (`convtrain summary`: 2 x multiply-adds per image, forward), times
   3 for a training step (forward + grad input + grad weight), divided by the step time; as a
   fraction of the matmul ceiling: numpy float32 2048x2048 matmul, OpenBLAS on 2 threads, in a
@@ -63,7 +65,7 @@ NETS = {  # name -> (config, training batch sizes)
 }
 INFER_BATCH = 256
 PROFILE_BATCH = 128
-SECTIONS = ("check", "ceiling", "throughput", "onnx", "help", "warm", "cold")
+SECTIONS = ("check", "ceiling", "throughput", "onnx", "help", "warm", "cold", "sweep")
 
 TARGETS = {  # (kind, net) -> minimal ratio convtrain/PyTorch
     ("train", "lenet5"): 1.0, ("train", "fmnist-lcn"): 1.5, ("train", "cifar-like"): 1.0,
@@ -407,6 +409,20 @@ def convtrain_exe() -> str:
     return str(exe) if exe.exists() else (shutil.which("convtrain") or "convtrain")
 
 
+def run_sweep(out):
+    """benchmarks/sweep.py in its own process (it starts a Dask LocalCluster): its table."""
+    from importlib.util import find_spec
+    if find_spec("distributed") is None:
+        out.setdefault("notes", []).append(
+            "dask distributed is not installed: no sweep row (pip install 'convtrain[cluster]')")
+        return
+    res = subprocess.run([sys.executable, "-m", "benchmarks.sweep"], capture_output=True,
+                         text=True, cwd=ROOT)
+    out["sweep"] = res.stdout.strip() if res.returncode == 0 else \
+        f"benchmarks.sweep failed (exit {res.returncode}):\n\n    " + \
+        "\n    ".join(res.stderr.strip().splitlines()[-5:])
+
+
 def run_help(out, quick):
     exe = convtrain_exe()
     subprocess.run([exe, "--help"], capture_output=True, check=True)     # warm the page cache
@@ -657,6 +673,15 @@ def report(out, infos, args) -> str:
                  "onnxruntime; the other columns as in the throughput table.")
         L.append("")
 
+    if out.get("sweep"):
+        L.append("## convtrain sweep: 4 trials on the default LocalCluster vs one after another")
+        L.append("")
+        L.append(out["sweep"])
+        L.append("")
+        L.append("From `python -m benchmarks.sweep` (goal: the sweep no slower than the trials "
+                 "one after another, and no kernel compiled per trial).")
+        L.append("")
+
     rows = []
     if out.get("warm"):
         for name, ts in out["warm"].items():
@@ -832,7 +857,7 @@ def main(argv=None):
     if budget > 0:
         QUIET = Quiet(per_call=min(1.0, budget), budget=budget)
     if args.quick and not args.only:
-        sections = [s for s in sections if s not in ("check", "cold")]
+        sections = [s for s in sections if s not in ("check", "cold", "sweep")]
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
     from convtrain import runtime
@@ -869,6 +894,9 @@ def main(argv=None):
             run_warm(runnable, out, tmp, args.quick)
         if "cold" in sections:
             run_cold(runnable, out, tmp)
+        if "sweep" in sections:
+            log("[sweep] 4 trials on a LocalCluster vs one after another")
+            run_sweep(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     wall = time.perf_counter() - t_start
