@@ -91,3 +91,29 @@ def test_the_helper_reads_its_config_from_stdin_and_leaves_no_file(tmp_path, mon
     proc = precompile.start(cfg, (1, 8, 8))
     assert proc.args[3:] == [precompile.STDIN, "1", "8", "8"]   # no temporary config file
     assert proc.wait(timeout=300) == 0   # 1 when it could not read or build the config
+
+
+def test_a_last_checkpoint_at_an_epoch_end_follows_that_epochs_validation(tmp_path, monkeypatch):
+    """A run killed right after last.npz and resumed from it must not skip an epoch's validation
+    and best.npz: at an epoch boundary, the epoch closes before any checkpoint of the step
+    (the Dask sweep's killed-worker test found the opposite order)."""
+    from convtrain.train.trainer import Trainer
+
+    # 256 training images, batch 32: 8 steps an epoch; a step checkpoint every 4 steps
+    cfg = configmod.load(write_config(tmp_path, epochs=3).as_posix(),
+                         sets=["checkpoint.every_steps=4", "checkpoint.every=2"])
+    saves, save = [], Trainer.save
+
+    def spy(trainer, filename):
+        metrics = tmp_path / "run" / "metrics.jsonl"
+        rows = metrics.read_text().count('"epoch"') if metrics.exists() else 0
+        saves.append((filename, trainer.step, rows))
+        return save(trainer, filename)
+
+    monkeypatch.setattr(Trainer, "save", spy)
+    run_fit(cfg, out_dir=str(tmp_path / "run"))
+    boundary = [(s, rows) for name, s, rows in saves if name == "last.npz" and s % 8 == 0]
+    assert [s for s, _ in boundary] == [8, 16, 24]
+    assert all(rows == s // 8 for s, rows in boundary)     # the epoch was logged first
+    names = [name for name, s, _ in saves if s == 8]
+    assert names.index("best.npz") < names.index("last.npz")

@@ -126,7 +126,8 @@ def test_ctrl_c_stops_the_sweep_with_130_and_resume_finishes_it(tmp_path):
     import sys
     import time
     data = synthetic.write_dataset(tmp_path, n_train=2112)
-    (tmp_path / "long.yaml").write_text(synthetic.CONFIG.format(path=data, epochs=20))
+    # long enough (about 10 s a trial) that the interrupt lands mid-trial on a fast machine
+    (tmp_path / "long.yaml").write_text(synthetic.CONFIG.format(path=data, epochs=200))
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (repo, os.environ.get("PYTHONPATH")))))
     cmd = [sys.executable, "-m", "convtrain", "sweep", "long.yaml", "--set", "optim.lr=0.05,0.02",

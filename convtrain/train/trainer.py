@@ -213,17 +213,21 @@ class Trainer:
                     self._warm_up = (time.perf_counter() - epoch_start, result.n)
                     first_step = False
                 self.reporter.step(self, result.loss, lr)
-                ck = cfg.checkpoint
-                if ck.every_steps and self.step % ck.every_steps == 0:
-                    self.save_rotating()
-                if ck.every_minutes and time.monotonic() - last_ckpt_time > 60 * ck.every_minutes:
-                    self.save("last.npz")
-                    last_ckpt_time = time.monotonic()
+                # The epoch's end (validation, best.npz) comes before any checkpoint of this
+                # step: a last.npz at an epoch boundary means that epoch was fully closed, so a
+                # run killed in between and resumed from it never skips an epoch's validation.
+                epoch_saved = False
                 if self.step % self.steps_per_epoch == 0:
                     now = time.perf_counter()
                     s.seconds += now - epoch_start
-                    self.end_epoch()
+                    epoch_saved = self.end_epoch()
                     epoch_start = time.perf_counter()
+                    last_ckpt_time = time.monotonic()
+                ck = cfg.checkpoint
+                if ck.every_steps and self.step % ck.every_steps == 0 and not epoch_saved:
+                    self.save_rotating()
+                if ck.every_minutes and time.monotonic() - last_ckpt_time > 60 * ck.every_minutes:
+                    self.save("last.npz")
                     last_ckpt_time = time.monotonic()
             warnings = self.warn()
         finally:
@@ -241,7 +245,8 @@ class Trainer:
             self.reporter.warning(w.message)
         return found
 
-    def end_epoch(self) -> None:
+    def end_epoch(self) -> bool:
+        """Validate, log, keep the best; True when it wrote an epoch checkpoint and last.npz."""
         cfg = self.cfg
         epoch = self.step // self.steps_per_epoch
         s = self.epoch_sums
@@ -277,6 +282,8 @@ class Trainer:
         ck = cfg.checkpoint
         if (ck.every and epoch % ck.every == 0) or epoch == cfg.train.epochs:
             self.save_rotating(f"epoch-{epoch:03d}.npz")
+            return True
+        return False
 
     # --- checkpoints --------------------------------------------------------------------------
     def meta(self) -> CheckpointMeta:
