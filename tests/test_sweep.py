@@ -132,8 +132,11 @@ def test_ctrl_c_stops_the_sweep_with_130_and_resume_finishes_it(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (repo, os.environ.get("PYTHONPATH")))))
     cmd = [sys.executable, "-m", "convtrain", "sweep", "long.yaml", "--set", "optim.lr=0.05,0.02",
            "--out", "sw"]
+    # As at a terminal: SIGINT at its default even when the suite itself runs in the background
+    # of a script (where the shell starts it with SIGINT ignored, and children inherit that).
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list((tmp_path / "sw").glob("trial-*/last.npz")) and time.monotonic() < deadline:
         time.sleep(0.05)
