@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ...config.spec import option
+from ..kernels import batchnorm as K
 from .base import Layer
 
 
@@ -36,12 +37,6 @@ class BatchNorm(Layer):
     def channels(self) -> int:
         return self.in_shape[0]
 
-    def _axes(self, ndim):
-        return (0,) if ndim == 2 else (0, 2, 3)
-
-    def _bshape(self):
-        return (1, self.channels) + (1,) * (len(self.in_shape) - 1)
-
     def param_shapes(self):
         return {"weight": (self.channels,), "bias": (self.channels,)}
 
@@ -60,51 +55,55 @@ class BatchNorm(Layer):
         return 4 * int(np.prod(in_shape))
 
     def forward(self, x, *, train):
-        axes = self._axes(x.ndim)
-        shape = self._bshape()
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        x3 = _per_channel(x)
         eps = self.spec.eps
         if train:
-            centred, mean, var = _centre(x, axes)
-            m = self.spec.momentum
-            count = x.size // self.channels
-            unbiased = var * (count / max(count - 1, 1))
-            self.buffers["running_mean"] *= m
-            self.buffers["running_mean"] += (1 - m) * mean
-            self.buffers["running_var"] *= m
-            self.buffers["running_var"] += (1 - m) * unbiased
+            mean, var = np.empty(self.channels), np.empty(self.channels)
+            K.channel_stats(x3, mean, var)
+            self._update_running_stats(mean, var, count=x3.shape[0] * x3.shape[2])
         else:
-            centred = x - self.buffers["running_mean"].reshape(shape)
+            mean = self.buffers["running_mean"].astype(np.float64)
             var = self.buffers["running_var"]
-        inv_std = (1.0 / np.sqrt(var + eps)).astype(self.dtype)
-        xhat = centred
-        xhat *= inv_std.reshape(shape)
-        y = xhat * self.params["weight"].reshape(shape) + self.params["bias"].reshape(shape)
-        return y.astype(self.dtype, copy=False), BNCache(xhat, inv_std, train)
+        inv_std64 = 1.0 / np.sqrt(var.astype(np.float64) + eps)
+        centre = mean.astype(self.dtype)
+        correction = ((mean - centre) * inv_std64).astype(self.dtype)
+        inv_std = inv_std64.astype(self.dtype)
+        xhat = np.empty_like(x)
+        y = np.empty_like(x)
+        K.normalise(x3, centre, inv_std, correction, self.params["weight"], self.params["bias"],
+                    _per_channel(xhat), _per_channel(y))
+        return y, BNCache(xhat, inv_std, train)
+
+    def _update_running_stats(self, mean, var, count):
+        m = self.spec.momentum
+        unbiased = var * (count / max(count - 1, 1))
+        self.buffers["running_mean"] *= m
+        self.buffers["running_mean"] += (1 - m) * mean
+        self.buffers["running_var"] *= m
+        self.buffers["running_var"] += (1 - m) * unbiased
 
     def backward(self, dout, cache, *, need_dx=True):
-        axes = self._axes(dout.ndim)
-        shape = self._bshape()
-        gamma = self.params["weight"].reshape(shape)
-        self.grads["weight"] += (dout * cache.xhat).sum(axis=axes)
-        self.grads["bias"] += dout.sum(axis=axes)
-        dxhat = dout * gamma
-        if not cache.train:
-            return dxhat * cache.inv_std.reshape(shape)
-        m = dout.size // self.channels
-        mean_dxhat = dxhat.sum(axis=axes).reshape(shape) / m
-        mean_dxhat_xhat = (dxhat * cache.xhat).sum(axis=axes).reshape(shape) / m
-        dx = (dxhat - mean_dxhat - cache.xhat * mean_dxhat_xhat) * cache.inv_std.reshape(shape)
-        return dx.astype(self.dtype, copy=False)
+        dout = np.ascontiguousarray(dout, dtype=self.dtype)
+        d3, xhat3 = _per_channel(dout), _per_channel(cache.xhat)
+        sum_d, sum_dx = np.empty(self.channels), np.empty(self.channels)
+        K.grad_sums(d3, xhat3, sum_d, sum_dx)
+        self.grads["weight"] += sum_dx
+        self.grads["bias"] += sum_d
+        if not need_dx:
+            return None
+        a = self.params["weight"] * cache.inv_std
+        if cache.train:
+            m = d3.shape[0] * d3.shape[2]
+            b = (a * (sum_d / m)).astype(self.dtype)
+            k = (a * (sum_dx / m)).astype(self.dtype)
+        else:   # the running statistics are constants: dx = gamma inv_std dout
+            b = k = np.zeros_like(a)
+        dx = np.empty_like(dout)
+        K.input_grad(d3, xhat3, a, b, k, _per_channel(dx))
+        return dx
 
 
-def _centre(x, axes):
-    """-> (x - mean, mean, variance) per channel, in x's dtype and precise when the channel sits
-    on a large offset (100 + 0.01 noise): a rough mean first, then the exact residual mean of
-    x - rough, where the subtraction is exact for x near the rough mean."""
-    rough = x.mean(axis=axes, keepdims=True)
-    centred = x - rough
-    delta = centred.mean(axis=axes, keepdims=True)
-    var = np.maximum(np.square(centred).mean(axis=axes) - np.square(delta).reshape(-1), 0)
-    centred -= delta
-    mean = rough.reshape(-1).astype(np.float64) + delta.reshape(-1)
-    return centred, mean, var
+def _per_channel(a):
+    """(N, C, H, W) or (N, F) -> a (N, C, HW) view: vectors are channels of one value."""
+    return a.reshape(a.shape[0], a.shape[1], -1)

@@ -1,0 +1,100 @@
+"""Batch normalisation kernels, per channel over (N, C, HW) arrays (vectors: HW = 1).
+
+Notation per channel c, m = N * HW values x:
+    mean, var   the batch's statistics, float64 (shifted sums, below)
+    xhat        = (x - mean) * inv_std,  inv_std = 1 / sqrt(var + eps)
+    y           = gamma * xhat + beta
+    backward:   sum_d = sum dout,  sum_dx = sum dout * xhat            (float64)
+                dx = (gamma * inv_std / m) * (m * dout - sum_d - xhat * sum_dx)
+The per-channel constants between the passes are computed by the caller (C values, numpy), so
+each kernel is one pass over the arrays, parallel over the channels (the axis a loop writes),
+contiguous over N rows of HW values. Every kernel takes x's dtype: float32 for training, float64
+for the gradient check.
+"""
+import numpy as np
+
+from ._jit import pjit, prange
+
+
+@pjit
+def channel_stats(x, mean, var):
+    """x (N, C, HW) -> mean, var (C,) float64, the biased variance.
+
+    One pass of sums shifted by the channel's first value, in float64: a channel sitting on a
+    large offset (100 + 0.01 noise) loses nothing to E[d^2] - E[d]^2 when d = x - x[0, c, 0]
+    is of the noise's size."""
+    N, C, HW = x.shape
+    m = N * HW
+    for c in prange(C):
+        shift = np.float64(x[0, c, 0])
+        s = 0.0
+        s2 = 0.0
+        for n in range(N):
+            row = x[n, c]
+            for i in range(HW):
+                d = np.float64(row[i]) - shift
+                s += d
+                s2 += d * d
+        mean_d = s / m
+        mean[c] = shift + mean_d
+        var[c] = max(s2 / m - mean_d * mean_d, 0.0)
+
+
+@pjit
+def normalise(x, centre, scale, correction, gamma, beta, xhat, y):
+    """x, xhat, y (N, C, HW); the rest (C,) in x's dtype:
+    xhat = (x - centre) * scale - correction,  y = gamma * xhat + beta.
+
+    centre is the mean rounded to x's dtype and correction = (mean - centre) * scale: x - centre
+    is exact for x near the mean, so a large offset costs a float32 xhat no precision."""
+    N, C, HW = x.shape
+    for c in prange(C):
+        mc = centre[c]
+        sc = scale[c]
+        co = correction[c]
+        g = gamma[c]
+        b = beta[c]
+        for n in range(N):
+            xr = x[n, c]
+            hr = xhat[n, c]
+            yr = y[n, c]
+            for i in range(HW):
+                h = (xr[i] - mc) * sc - co
+                hr[i] = h
+                yr[i] = g * h + b
+
+
+@pjit
+def grad_sums(dout, xhat, sum_d, sum_dx):
+    """dout, xhat (N, C, HW) -> sum_d = sum dout, sum_dx = sum dout * xhat (C,) float64."""
+    N, C, HW = dout.shape
+    for c in prange(C):
+        s = 0.0
+        sx = 0.0
+        for n in range(N):
+            dr = dout[n, c]
+            hr = xhat[n, c]
+            for i in range(HW):
+                d = np.float64(dr[i])
+                s += d
+                sx += d * np.float64(hr[i])
+        sum_d[c] = s
+        sum_dx[c] = sx
+
+
+@pjit
+def input_grad(dout, xhat, a, b, k, dx):
+    """dout, xhat, dx (N, C, HW); a, b, k (C,) in dout's dtype: dx = a * dout - b - k * xhat.
+
+    Training: a = gamma inv_std, b = a sum_d / m, k = a sum_dx / m; evaluation: b = k = 0."""
+    N, C, HW = dout.shape
+    for c in prange(C):
+        ac = a[c]
+        bc = b[c]
+        kc = k[c]
+        for n in range(N):
+            dr = dout[n, c]
+            hr = xhat[n, c]
+            xr = dx[n, c]
+            for i in range(HW):
+                xr[i] = ac * dr[i] - bc - kc * hr[i]
