@@ -8,7 +8,8 @@ Notation per channel c, m = N * HW values x:
                 dx = (gamma * inv_std / m) * (m * dout - sum_d - xhat * sum_dx)
 The per-channel constants between the passes are computed by the caller (C values, numpy), so
 each kernel is one pass over the arrays, parallel over the channels (the axis a loop writes),
-contiguous over N rows of HW values. Every kernel takes x's dtype: float32 for training, float64
+contiguous over N rows of HW values. The loops index the arrays whole: a row view taken inside
+the parallel loop counts references on the shared array from both cores. Every kernel takes x's dtype: float32 for training, float64
 for the gradient check.
 """
 import numpy as np
@@ -30,9 +31,8 @@ def channel_stats(x, mean, var):
         s = 0.0
         s2 = 0.0
         for n in range(N):
-            row = x[n, c]
             for i in range(HW):
-                d = np.float64(row[i]) - shift
+                d = np.float64(x[n, c, i]) - shift
                 s += d
                 s2 += d * d
         mean_d = s / m
@@ -55,13 +55,10 @@ def normalise(x, centre, scale, correction, gamma, beta, xhat, y):
         g = gamma[c]
         b = beta[c]
         for n in range(N):
-            xr = x[n, c]
-            hr = xhat[n, c]
-            yr = y[n, c]
             for i in range(HW):
-                h = (xr[i] - mc) * sc - co
-                hr[i] = h
-                yr[i] = g * h + b
+                h = (x[n, c, i] - mc) * sc - co
+                xhat[n, c, i] = h
+                y[n, c, i] = g * h + b
 
 
 @pjit
@@ -72,12 +69,10 @@ def grad_sums(dout, xhat, sum_d, sum_dx):
         s = 0.0
         sx = 0.0
         for n in range(N):
-            dr = dout[n, c]
-            hr = xhat[n, c]
             for i in range(HW):
-                d = np.float64(dr[i])
+                d = np.float64(dout[n, c, i])
                 s += d
-                sx += d * np.float64(hr[i])
+                sx += d * np.float64(xhat[n, c, i])
         sum_d[c] = s
         sum_dx[c] = sx
 
@@ -93,8 +88,5 @@ def input_grad(dout, xhat, a, b, k, dx):
         bc = b[c]
         kc = k[c]
         for n in range(N):
-            dr = dout[n, c]
-            hr = xhat[n, c]
-            xr = dx[n, c]
             for i in range(HW):
-                xr[i] = ac * dr[i] - bc - kc * hr[i]
+                dx[n, c, i] = ac * dout[n, c, i] - bc - kc * xhat[n, c, i]
