@@ -49,11 +49,8 @@ def normalise(x, centre, scale, correction, gamma, beta, xhat, y):
     is exact for x near the mean, so a large offset costs a float32 xhat no precision."""
     N, C, HW = x.shape
     for c in prange(C):
-        mc = centre[c]
-        sc = scale[c]
-        co = correction[c]
-        g = gamma[c]
-        b = beta[c]
+        mc, sc, co = centre[c], scale[c], correction[c]
+        g, b = gamma[c], beta[c]
         for n in range(N):
             for i in range(HW):
                 h = (x[n, c, i] - mc) * sc - co
@@ -84,9 +81,7 @@ def input_grad(dout, xhat, a, b, k, dx):
     Training: a = gamma inv_std, b = a sum_d / m, k = a sum_dx / m; evaluation: b = k = 0."""
     N, C, HW = dout.shape
     for c in prange(C):
-        ac = a[c]
-        bc = b[c]
-        kc = k[c]
+        ac, bc, kc = a[c], b[c], k[c]
         for n in range(N):
             for i in range(HW):
                 dx[n, c, i] = ac * dout[n, c, i] - bc - kc * xhat[n, c, i]
