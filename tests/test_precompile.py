@@ -61,7 +61,7 @@ def test_finished_run_leaves_a_marker_and_warm_starts_start_nothing(tmp_path, mo
     copy = tmp_path / "copy.yaml"
     copy.write_text(configmod.dump(cfg))
     assert precompile.main([str(copy), "1", "8", "8"]) == 0
-    assert not copy.exists()                       # the config copy is the helper's to delete
+    assert copy.exists()                   # a config given by path is the user's: left alone
     assert precompile.start(cfg, (1, 8, 8)) is None
     other = configmod.load(str(path))
     assert precompile._marker(other, (1, 8, 9)) != precompile._marker(cfg, (1, 8, 8))

@@ -109,7 +109,7 @@ def compile_in_reverse(net) -> None:
 
 def main(argv: list[str]) -> int:
     """`CONFIG C H W`: compile, then write the marker. CONFIG `-` reads the config from stdin
-    (what `start` passes); a CONFIG file is deleted when done (a copy made for the helper)."""
+    (what `start` passes); a CONFIG file is read and left as it is."""
     path, shape = argv[0], tuple(int(v) for v in argv[1:])
     try:
         from .. import config as configmod
@@ -125,12 +125,6 @@ def main(argv: list[str]) -> int:
         return 0
     except Exception:   # the parent compiles whatever is missing; nothing to report here
         return 1
-    finally:
-        if path != STDIN:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
 
 
 if __name__ == "__main__":
