@@ -33,3 +33,19 @@ def test_summary_into_head_ends_with_status_0():
     assert res.stdout.startswith("default: input 1x28x28") and len(res.stdout.splitlines()) == 1
     assert res.stderr.strip().splitlines()[-1] == "status 0", res.stderr
     assert "Traceback" not in res.stderr and "Exception ignored" not in res.stderr
+
+
+def test_fit_whose_reader_leaves_keeps_training_to_the_end(tmp_path):
+    """`fit ... | head`: the reporter goes quiet and the run finishes (its last epoch is in
+    metrics.jsonl, its final checkpoint written) instead of dying after a checkpoint with 0."""
+    from synthetic import write_config
+    cfg = write_config(tmp_path, epochs=3)
+    proc = subprocess.Popen([sys.executable, "-m", "convtrain", "fit", str(cfg), "--out",
+                             str(tmp_path / "run")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env(), cwd=tmp_path)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert '"epoch": 3' in rows[-1] and (tmp_path / "run" / "epoch-003.npz").exists()

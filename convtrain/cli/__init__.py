@@ -18,13 +18,13 @@ Heavy modules (numpy, numba, the layers) are imported inside the commands so tha
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 
 import click
 
 from . import export_commands, model_commands, sweep_commands, train_commands
 from .common import EXIT_INTERRUPTED
+from .console import silence_stdout
 
 COMMAND_MODULES = (train_commands, model_commands, export_commands, sweep_commands)
 
@@ -50,14 +50,9 @@ def _user_errors():
 
 
 def _reader_gone():
-    """stdout's reader has left (`convtrain ... | head`): end quietly with status 0, as the Unix
-    tools do. Python flushes stdout once more at exit; pointed at devnull, that flush cannot fail
-    (and print "Exception ignored ... BrokenPipeError")."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):   # a stdout without a file descriptor (tests' CliRunner)
-        pass
+    """stdout's reader has left (`convtrain ... | head`): end quietly with status 0, as a
+    listing that was cut short is not a failure (fit keeps training: its reporter goes quiet)."""
+    silence_stdout()
     sys.exit(0)
 
 

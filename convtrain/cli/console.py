@@ -3,9 +3,34 @@
 Number and table formatting lives in convtrain/fmt.py."""
 from __future__ import annotations
 
+import functools
+import os
 import sys
 
 import click
+
+
+def silence_stdout() -> None:
+    """Point stdout at devnull once its reader has gone (`convtrain ... | head`): later writes,
+    and Python's last flush at exit, cannot fail (nor print "Exception ignored ...")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):   # a stdout without a file descriptor (tests' CliRunner)
+        pass
+
+
+def _keeps_training(method):
+    """A reporter method whose stdout reader may leave mid-run (`fit ... | head`): the run goes
+    on without output rather than dying after its last checkpoint."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except BrokenPipeError:
+            silence_stdout()
+            self.tty, self.quiet, self.bar = False, True, None
+    return wrapper
 
 
 class ConsoleReporter:
@@ -16,6 +41,7 @@ class ConsoleReporter:
         self.quiet = quiet
         self.bar = None
 
+    @_keeps_training
     def start(self, trainer):
         epoch = trainer.step // trainer.steps_per_epoch
         if not self.quiet:
@@ -34,6 +60,7 @@ class ConsoleReporter:
                             dynamic_ncols=True, unit="step")
         return self.bar
 
+    @_keeps_training
     def step(self, trainer, loss, lr):
         bar = self._bar(trainer)
         if bar is not None:
@@ -41,6 +68,7 @@ class ConsoleReporter:
             if trainer.step % 10 == 0:
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", refresh=False)
 
+    @_keeps_training
     def epoch(self, trainer, row):
         if self.bar is not None:
             self.bar.close()
