@@ -70,7 +70,9 @@ class Model:
             x = to_nchw(batch[lo:lo + batch_size], self.input_shape)
             out[lo:lo + len(x)] = softmax(predict_logits(m.net, x, m.mean, m.std))
         result = out.argmax(axis=1) if labels else out
-        return result[0] if single else result
+        if single:
+            return int(result[0]) if labels else result[0]
+        return result
 
     def predict_classes(self, images):
         """The most probable class index of each image (see `predict`)."""
@@ -82,22 +84,10 @@ def load(path) -> Model:
     ConvtrainError when there is none or it is damaged."""
     _configure()
     from .tools.restore import load_for_inference
+    from .train.runs import checkpoint_in
 
-    path = checkpoint_in(path)
+    path = checkpoint_in(os.fspath(path))
     return Model(load_for_inference(path), path)
-
-
-def checkpoint_in(path) -> str:
-    """A checkpoint path as given, or a run folder's best.npz (else its last.npz)."""
-    from .errors import CheckpointError
-
-    path = os.fspath(path)
-    if not os.path.isdir(path):
-        return path
-    for name in ("best.npz", "last.npz"):
-        if os.path.isfile(os.path.join(path, name)):
-            return os.path.join(path, name)
-    raise CheckpointError(f"{path}: the folder holds no best.npz or last.npz")
 
 
 def as_batch(images, input_shape) -> tuple[Any, bool]:
@@ -106,8 +96,8 @@ def as_batch(images, input_shape) -> tuple[Any, bool]:
     import numpy as np
 
     x = np.asarray(images)
-    c, h, w = input_shape
     shape = x.shape
+    c, h, w = input_shape
     if x.ndim == 4 and shape[1:] in ((c, h, w), (h, w, c)):
         return x, False
     if x.ndim == 3 and shape in ((c, h, w), (h, w, c)):
@@ -126,8 +116,7 @@ def to_nchw(x, input_shape):
     """A batch from `as_batch` -> NCHW uint8 (0..255) or float32 (0..1), what training reads."""
     import numpy as np
 
-    c, h, w = input_shape
-    if x.shape[1:] != (c, h, w):
+    if x.shape[1:] != tuple(input_shape):
         x = x.transpose(0, 3, 1, 2)
     if x.dtype == np.uint8:
         return np.ascontiguousarray(x)
@@ -155,11 +144,12 @@ def fit(config, **overrides):
 
     run = {key: overrides.pop(key) for key in _RUN_OPTIONS if key in overrides}
     short = {key: overrides.pop(key) for key in _CONFIG_OPTIONS if key in overrides}
-    unknown = [key for key in overrides if "." not in key and "[" not in key]
+    unknown = [key for key in overrides
+               if "." not in key and "[" not in key and key not in configmod.TOP_KEYS]
     if unknown:
         raise TypeError(f"fit() got unknown option(s) {', '.join(unknown)}; known: "
-                        f"{', '.join(_RUN_OPTIONS + _CONFIG_OPTIONS)}, or a config key path "
-                        "such as 'optim.lr'")
+                        f"{', '.join(_RUN_OPTIONS + _CONFIG_OPTIONS)}, or a config key or key "
+                        "path such as 'name' or 'optim.lr'")
     auto = isinstance(short.get("lr"), str) and short["lr"].strip().lower() == "auto"
     if auto:
         short["lr"] = None
@@ -194,10 +184,11 @@ def evaluate(path, split: str = "test", *, data_path=None) -> dict:
     from .tools.predict import nonempty_split
     from .tools.restore import load_for_inference
     from .train.evaluate import evaluate as run_evaluate
+    from .train.runs import checkpoint_in
 
     if split not in ("test", "val", "train"):
         raise ValueError(f"split must be 'test', 'val' or 'train', got {split!r}")
-    path = checkpoint_in(path)
+    path = checkpoint_in(os.fspath(path))
     model = load_for_inference(path, data_path=data_path, need_data=True)
     res = run_evaluate(model.net, nonempty_split(model, split, path), model.mean, model.std,
                        num_classes=len(model.classes))

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import convtrain
 from convtrain.cli import main
-from convtrain.errors import CheckpointError, ConfigError
+from convtrain.errors import CheckpointError, ConfigError, ConvtrainError
 from convtrain.train.session import FitResult
 
 from synthetic import write_config
@@ -56,7 +56,7 @@ def test_load_a_checkpoint_or_its_run_folder(run):
     assert net.classes == ["0", "1", "2", "3"] and net.input_shape == (1, 8, 8)
     assert convtrain.load(folder / "run").path == result.best_checkpoint
     (folder / "empty").mkdir()
-    with pytest.raises(CheckpointError, match="no best.npz or last.npz"):
+    with pytest.raises(ConvtrainError, match="a folder without a checkpoint"):
         convtrain.load(folder / "empty")
 
 
@@ -119,3 +119,14 @@ def test_importing_convtrain_does_no_work():
             "assert dict(os.environ) == before, 'environment'\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "OPENBLAS_"))}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_fit_takes_top_level_keys_and_a_single_image_label_is_an_int(tmp_path):
+    """`name=` is a config key like `optim.lr`; predict(labels=True) of one image is an int."""
+    from synthetic import write_config
+    result = convtrain.fit(write_config(tmp_path, epochs=1), name="renamed",
+                           out=str(tmp_path / "run"))
+    assert "name: renamed" in (tmp_path / "run" / "config.yaml").read_text()
+    net = convtrain.load(result.run_dir)
+    label = net.predict(np.zeros((8, 8), np.uint8), labels=True)
+    assert isinstance(label, int) and 0 <= label < 4
