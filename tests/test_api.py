@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import convtrain
 from convtrain.cli import main
-from convtrain.errors import CheckpointError, ConfigError, ConvtrainError
+from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.train.session import FitResult
 
 from synthetic import write_config
