@@ -272,3 +272,12 @@ def test_eval_of_a_run_on_a_folder_without_test_set_says_so(tmp_path):
     assert "--split val" in res.output and "Traceback" not in res.output
     res = run("eval", tmp_path / "run" / "best.npz", "--split", "val", "--json")
     assert res.exit_code == 0 and json.loads(res.output)["n"] == 4
+
+
+def test_an_interrupted_cache_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cache.save(str(tmp_path / "c" / "x.npz"), {"x": np.zeros(3)}, "digest")
+    assert list((tmp_path / "c").iterdir()) == []

@@ -128,3 +128,10 @@ def test_load_takes_sets_too(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(TEXT)
     assert C.load(path, sets=["train.epochs=5"]).train.epochs == 5
+
+
+def test_numpy_values_become_plain_yaml():
+    import numpy as np
+    assert C.overrides_from_mapping({"input": np.array([1, 8, 8]), "optim.lr": np.float32(0.5),
+                                     "seed": np.int64(3)}) == ["input=[1, 8, 8]",
+                                                               "optim.lr=0.5", "seed=3"]

@@ -217,10 +217,11 @@ def test_augmentation_never_touches_evaluation_data(tmp_path, monkeypatch):
 
 
 def test_sigint_in_a_subprocess_leaves_a_resumable_checkpoint(tmp_path):
-    cfg = write_config(tmp_path, epochs=400)
+    cfg = write_config(tmp_path, epochs=2)
     out = tmp_path / "run"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "convtrain", "fit", str(cfg), "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "convtrain", "fit", str(cfg), "--out", str(out),
+                             "--epochs", "400", "--seed", "3"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "metrics.jsonl").exists():
@@ -230,5 +231,6 @@ def test_sigint_in_a_subprocess_leaves_a_resumable_checkpoint(tmp_path):
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "--resume" in stderr
+    assert "--epochs 400 --seed 3" in stderr     # the resume command resumes the same run
     c = ckpt.load(str(out / "last.npz"))
     assert c.meta.step > 0

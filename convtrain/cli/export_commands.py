@@ -19,13 +19,13 @@ def export(checkpoint_path, onnx_path, softmax):
     size; it normalises them with the training mean and std itself. Its output: 'logits'
     (or 'probabilities' with --softmax). The classes, mean and std are in its metadata.
     """
-    from ..export import OPSET, export_checkpoint
+    from ..export import INPUT_NAME, OPSET, export_checkpoint
     from ..fmt import fmt_bytes
 
     done = export_checkpoint(checkpoint_path, onnx_path, softmax=softmax)
-    shape = "x".join(str(d) for d in done.input_shape)
+    shape = ", ".join(str(d) for d in done.input_shape)
     click.echo(f"{done.checkpoint} -> {done.path} ({fmt_bytes(done.bytes)}, opset {OPSET})")
-    click.echo(f"input 'pixels': float32 (N, {shape.replace('x', ', ')}) in [0, 1]; output "
+    click.echo(f"input '{INPUT_NAME}': float32 (N, {shape}) in [0, 1]; output "
                f"'{done.output}': (N, {len(done.classes)})")
 
 

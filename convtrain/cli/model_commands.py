@@ -204,11 +204,7 @@ def predict(checkpoint_path, images, split, indices, top, invert, data_path, as_
     checkpoint_path = checkpoint_in(checkpoint_path)
     model = load_for_inference(checkpoint_path, data_path=data_path, need_data=bool(indices))
     if images:
-        try:
-            results = predict_files(model, images, top=top, invert=invert)
-        except ImportError:
-            raise click.ClickException("reading image files needs Pillow: "
-                                       "pip install pillow") from None
+        results = predict_files(model, images, top=top, invert=invert)
     else:
         results = predict_examples(model, split or "test", indices, top=top)
     if as_json:

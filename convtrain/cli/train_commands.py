@@ -75,7 +75,7 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet, sets, print_co
     except Interrupted as stop:
         click.echo(f"\ninterrupted: checkpoint written to {stop.path}\n"
                    f"resume with: convtrain fit {config_path} --resume {stop.path}"
-                   + (f" --out {out}" if out else "") + (" --lr auto" if auto else "")
+                   + (f" --out {out}" if out else "") + _given(epochs=epochs, seed=seed, lr=lr)
                    + "".join(f" --set {shlex.quote(s)}" for s in sets), err=True)
         sys.exit(EXIT_INTERRUPTED)
     best = result.best_val_error
@@ -87,6 +87,12 @@ def fit(config_path, epochs, seed, lr, out, resume, fresh, quiet, sets, print_co
         click.echo(f"{done}: best {result.metric} {shown} at epoch {result.best_epoch}; "
                    f"best checkpoint {result.best_checkpoint}")
     _maybe_plot(result.run_dir)
+
+
+def _given(**options) -> str:
+    """The override options a run was started with, as they go on a resume command line."""
+    return "".join(f" --{name} {value:g}" if isinstance(value, float) else f" --{name} {value}"
+                   for name, value in options.items() if value is not None)
 
 
 def _auto_rate(cfg, splits, checkpoint) -> float:

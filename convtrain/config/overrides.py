@@ -71,8 +71,8 @@ def from_mapping(changes: Mapping[str, Any]) -> list[str]:
 
 def _plain(value):
     """numpy scalars and tuples -> what YAML writes (a sweep's values may be numpy's)."""
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return value.item()
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return value.tolist()   # a numpy scalar -> its Python number, an array -> a list
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, list):

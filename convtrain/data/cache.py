@@ -73,8 +73,10 @@ def save(path: str, arrays: dict[str, np.ndarray], digest: str) -> None:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, fingerprint=np.array(digest), **arrays)
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:   # Ctrl-C or a full disk mid-write: no half file left behind
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if not isinstance(e, OSError):
+            raise
         raise DataError(f"{path}: cannot write the data cache ({e}); set XDG_CACHE_HOME to a "
                         f"writable folder, or data.cache: false") from None
