@@ -7,6 +7,7 @@ import sys
 import click
 
 from .common import EXIT_INTERRUPTED
+from .train_commands import _check_output
 
 
 def _cluster_options(command):
@@ -42,8 +43,13 @@ def _cluster_options(command):
 @_cluster_options
 def sweep(config_path, grid_path, sets, folds, write_best, scheduler, workers, out, resume):
     """Train CONFIG once per point of a grid and rank the results by validation error."""
-    from ..sweep import grid, runner
-    p = runner.plan(config_path, grid.points(grid_path, sets), folds=folds, out=out)
+    _check_cluster_options(scheduler, workers)
+    from ..sweep import grid, results, runner
+    points = grid.points(grid_path, sets)
+    if write_best:   # refused now, not after the sweep ran
+        _check_output(write_best, config_path, "--write-best")
+        results.check_best_keys(dict.fromkeys(k for point in points for k in point), write_best)
+    p = runner.plan(config_path, points, folds=folds, out=out)
     summary = _run(p, scheduler, workers, resume)
     if write_best:
         _write_best(p, summary, write_best)
@@ -56,12 +62,19 @@ def sweep(config_path, grid_path, sets, folds, write_best, scheduler, workers, o
 @_cluster_options
 def cv(config_path, folds, scheduler, workers, out, resume):
     """K-fold cross-validation of CONFIG: mean and std of the validation error."""
+    _check_cluster_options(scheduler, workers)
     from ..sweep import runner
     p = runner.plan(config_path, [{}], folds=folds, out=out, kind="cv")
     _run(p, scheduler, workers, resume)
 
 
 COMMANDS = [sweep, cv]
+
+
+def _check_cluster_options(scheduler, workers):
+    if scheduler and workers:   # an existing cluster has the workers `dask worker` started
+        raise click.UsageError("--workers sizes the local cluster; with --scheduler the "
+                               "cluster's workers are those started with `dask worker`")
 
 
 def _run(p, scheduler, workers, resume):
@@ -89,12 +102,16 @@ def _run(p, scheduler, workers, resume):
             sys.exit(EXIT_INTERRUPTED)
     summary = runner.finish(p, rows)
     click.echo(_table(summary, p))
+    note = _ranking_note(summary)
+    if note:
+        click.echo(note)
     click.echo(f"results: {p.folder}/results.csv")
     return summary
 
 
 def _warm(p, done):
-    """Compile the kernels once into the shared cache before the local workers start."""
+    """Compile the kernels once into the shared cache: the local workers are up but idle, no
+    trial is submitted until this returns."""
     from .. import config as configmod
     from ..sweep import cluster
     finished = {row["index"] for row in done}
@@ -132,7 +149,8 @@ def _trial_line(row: dict) -> str:
     if row["status"] != "ok":
         return f"{row['trial']}  {what}  FAILED: {row.get('error')}"
     err = row["val_error"]
-    shown = "no validation set" if err is None else f"validation error {100 * err:.2f}%"
+    shown = (f"validation error {100 * err:.2f}%" if err is not None
+             else _no_validation(row.get("best_loss")))
     extra = f", {row['seconds']:.1f} s" if row.get("seconds") is not None else ""
     if row.get("resumed_from_step"):
         extra += f", resumed at step {row['resumed_from_step']}"
@@ -146,7 +164,9 @@ def _table(summary, p) -> str:
     headers = ["rank", *keys, "val error" + (" (mean ± std)" if p.folds else ""), "trials"]
     rows = []
     for r in summary:
-        if r["val_error"] is None:
+        if r["val_error"] is None and r["error"] is None:
+            err = _no_validation(r.get("best_loss"))
+        elif r["val_error"] is None:
             err = "failed: " + _shorten(r["error"] or "", 50)
         else:
             err = f"{100 * r['val_error']:.2f}%"
@@ -159,6 +179,20 @@ def _table(summary, p) -> str:
     return table(headers, rows, "r" + "l" * (len(headers) - 1))
 
 
+def _no_validation(loss) -> str:
+    """A trial or config trained without a validation split: its loss is not an error rate."""
+    return "no validation set" + ("" if loss is None else f" (training loss {loss:.4f})")
+
+
+def _ranking_note(summary) -> str | None:
+    """Under the table when some configs have no validation error: what their order means."""
+    if all(r["val_error"] is not None or r["error"] is not None for r in summary):
+        return None
+    return ("ranked by validation error; configs trained without a validation split "
+            "(data.validation: 0) come after, ordered by training loss, which is not a "
+            "validation error")
+
+
 def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 3].rstrip() + "..."
 
@@ -167,7 +201,8 @@ def _write_best(p, summary, out_path):
     from ..sweep import results
     top = results.best(summary)
     if top is None:
-        raise click.ClickException("no config finished every trial: nothing to write")
+        raise click.ClickException("no config finished every trial with a validation error: "
+                                   "nothing to write")
     results.write_best(p.base, top["point"], out_path)
     click.echo(f"best config ({results.describe_point(top['point'])}) written to {out_path}")
 

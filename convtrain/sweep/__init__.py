@@ -6,6 +6,7 @@ cross-validation) on Dask distributed, from a LocalCluster on this machine to a 
     trials.py   one trial: its run folder, the `done` marker, the function a worker runs
     cluster.py  the LocalCluster sized to the machine, or a connection to a scheduler
     results.py  one row per config sorted by validation error, results.csv/.jsonl, --write-best
+    files.py    whole-or-absent writes (temporary file + os.replace) for everything above
 
 `distributed` is an optional dependency (`pip install convtrain[cluster]`): only cluster.py and
 runner.execute import it, inside functions.

@@ -4,8 +4,9 @@
 The local cluster has `workers` processes of one Dask thread each (one trial at a time), each
 worker's kernels running on `cores // workers` numba threads, so that workers x threads <= the
 cores. Every worker calls runtime.configure() before its first trial, so its kernels come from
-the same on-disk numba cache as `fit`'s; `warm_kernel_cache` fills that cache once, before the
-trials start, so that the workers load the kernels instead of each compiling them.
+the same on-disk numba cache as `fit`'s; `warm_kernel_cache` fills that cache once, after the
+workers are up but before any trial is submitted to them, so that they load the kernels instead
+of each compiling them.
 
 Training is bit-for-bit reproducible for a given numba thread count (the parallel reductions
 split their work by thread): a trial's result row records the count it ran with.
@@ -63,17 +64,21 @@ def connect(scheduler: str | None = None, *, trials: int = 1, workers: int | Non
         finally:
             client.close()
         return
-    n, threads = size(trials, cores(), workers)
+    available = cores()
+    n, threads = size(trials, available, workers)
     env = {"NUMBA_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": "1"}
     with _sigint_ignored():   # the workers inherit it: Ctrl-C reaches the client alone,
         cluster = distributed.LocalCluster(   # which then closes them (no tracebacks from them)
             n_workers=n, threads_per_worker=1, processes=True, env=env, dashboard_address=None,
             silence_logs=logging.ERROR)
-    client = distributed.Client(cluster)
-    try:
-        yield client, f"a local Dask cluster: {n} workers x {threads} numba threads"
+    client = None
+    try:   # the cluster's workers are closed even when the client cannot be made
+        client = distributed.Client(cluster)
+        capped = f" ({workers} asked, {available} cores)" if workers and workers > n else ""
+        yield client, f"a local Dask cluster: {n} workers{capped} x {threads} numba threads"
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         cluster.close()
 
 
@@ -106,11 +111,14 @@ def _remote(distributed, address: str):
 
 def warm_kernel_cache(cfgs) -> int:
     """Compile the kernels of each distinct network among `cfgs` (configs with an `input`)
-    into the on-disk cache, before the workers start training: the precompile helper, run to
-    its end, once per network (some kernels specialise on a layer's size); nothing for a
-    network whose marker says the cache is warm. -> the number of helpers run."""
+    into the on-disk cache, before any trial is submitted (the workers are up, idle): the
+    precompile helper, run to its end, once per network (some kernels specialise on a layer's
+    size); nothing for a network whose marker says the cache is warm. -> the number of helpers
+    run."""
     from ..tools import precompile
     ran = 0
+    # A network met again normally finds its marker written; `seen` still matters when the
+    # helper failed (it writes no marker, `fit` compiles what it missed): one try, not one a trial.
     seen = set()
     for cfg in cfgs:
         network = repr(([(layer.type, layer.spec) for layer in cfg.model], cfg.input))
@@ -119,6 +127,9 @@ def warm_kernel_cache(cfgs) -> int:
         seen.add(network)
         proc = precompile.start(cfg, cfg.input)
         if proc is not None:
-            proc.wait()
+            try:
+                proc.wait()
+            finally:   # Ctrl-C while waiting: the helper must not outlive the sweep
+                precompile.stop(proc)
             ran += 1
     return ran

@@ -16,6 +16,7 @@ from typing import Callable
 from .. import config as configmod
 from ..errors import ConvtrainError
 from . import results, trials
+from .files import write_atomic
 from .trials import Trial
 
 PLAN = "sweep.json"
@@ -67,21 +68,47 @@ def prepare(p: Plan, *, resume: bool) -> list[dict]:
     Without `resume`, a folder that already holds this sweep is an error (nothing is
     overwritten); with it, the sweep continues (or starts, if there is none)."""
     marker = os.path.join(p.folder, PLAN)
-    if os.path.exists(marker) and not resume:
-        raise ConvtrainError(f"{p.folder} holds this {p.kind} already: pass --resume to continue "
-                             "it (finished trials are kept) or remove the folder to start over")
+    described = _describe(p)
+    if os.path.exists(marker):
+        if not resume:
+            raise ConvtrainError(f"{p.folder} holds this {p.kind} already: pass --resume to "
+                                 "continue it (finished trials are kept) or remove the folder "
+                                 "to start over")
+        _check_same(marker, described)
     os.makedirs(p.folder, exist_ok=True)
     for t in p.trials:
         if trials.read_done(t.folder) is None:
             os.makedirs(t.folder, exist_ok=True)
-            with open(t.config_path, "w", encoding="utf-8") as f:
-                f.write(t.config_text)
-    with open(marker, "w", encoding="utf-8") as f:
-        json.dump({"kind": p.kind, "config": os.path.abspath(p.config_path), "keys": p.keys,
-                   "folds": p.folds, "trials": [{"trial": t.name, "point": t.point,
-                                                 "fold": t.fold} for t in p.trials]},
-                  f, indent=1)
+            write_atomic(t.config_path, t.config_text)
+    write_atomic(marker, json.dumps(described, indent=1))
     return [row for row in map(trials.read_done, (t.folder for t in p.trials)) if row]
+
+
+def _describe(p: Plan) -> dict:
+    """What sweep.json records: enough to tell, on --resume, that a folder holds this sweep."""
+    return {"kind": p.kind, "config": os.path.abspath(p.config_path), "keys": p.keys,
+            "folds": p.folds, "trials": [{"trial": t.name, "point": t.point, "fold": t.fold}
+                                         for t in p.trials]}
+
+
+def _check_same(marker: str, described: dict) -> None:
+    """--resume into a folder (--out) that holds another sweep would mix its finished trials
+    into this one's results: refuse, naming what differs."""
+    try:
+        with open(marker, encoding="utf-8") as f:
+            old = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConvtrainError(f"{marker}: cannot read it ({e}); remove the folder to start "
+                             "over") from None
+    # through JSON, so that a point's tuples and lists compare as the file holds them
+    now = json.loads(json.dumps(described))
+    differ = [key for key in ("kind", "config", "keys", "folds", "trials")
+              if not isinstance(old, dict) or old.get(key) != now[key]]
+    if differ:
+        raise ConvtrainError(f"{marker}: the folder holds another sweep (its "
+                             f"{', '.join(differ)} differ from this command's); --resume "
+                             "continues the same sweep only: pass another --out or remove the "
+                             "folder")
 
 
 def execute(p: Plan, client, done: list[dict],
@@ -104,7 +131,7 @@ def execute(p: Plan, client, done: list[dict],
             trial = futures[future]
             try:
                 row = future.result()
-                if row["status"] == trials.Stopped.STATUS:
+                if row["status"] == trials.STOPPED:
                     continue
                 trials.write_done(trial.folder, row)   # the client's copy (remote workers)
             except Exception as e:   # noqa: BLE001 - one broken trial is one failed row

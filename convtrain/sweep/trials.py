@@ -18,8 +18,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .files import write_atomic
+
 DONE = "done"
 OK, FAILED = "ok", "failed"
+STOPPED = "stopped"   # a trial the client stopped (Ctrl-C): no done marker, --resume continues it
+VALIDATION_ERROR = "validation error"   # FitResult.metric when the data has a validation split
 
 
 @dataclass(frozen=True)
@@ -58,13 +62,7 @@ def read_done(folder: str) -> dict | None:
 def write_done(folder: str, row: dict) -> None:
     """Atomically: a marker is whole or absent, never half written by a killed worker."""
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{DONE}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(row, f, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(folder, DONE))
+    write_atomic(os.path.join(folder, DONE), json.dumps(row, sort_keys=True) + "\n")
 
 
 def row_base(trial: Trial) -> dict:
@@ -86,37 +84,39 @@ def run(trial: Trial) -> dict:
     from .. import config as configmod
     from ..errors import ConvtrainError
     from ..train.session import run_fit
+    from ..train.trainer import Interrupted
 
     cfg = configmod.loads(trial.config_text, source=trial.config_path)
     last = os.path.join(trial.folder, "last.npz")
-    resume_step = _checkpoint_step(last)
+    resume_step, unreadable = _checkpoint_step(last)
     compiled, loaded = kernel_compiles()
     start = time.perf_counter()
     row = row_base(trial)
+    if unreadable:   # kept in the run's previous-*/ folder by the fresh start
+        row["discarded_checkpoint"] = unreadable
     try:
         # no checkpoint: start afresh (an attempt killed before its first one moves aside)
         result = run_fit(cfg, config_path=trial.config_path, out_dir=trial.folder,
                          resume="auto" if resume_step is not None else None,
                          fresh=resume_step is None, reporter=_StopWatch(trial.stop_file))
-        row.update(status=OK, val_error=result.best_val_error, metric=result.metric,
+        # without a validation split best_val_error is the best training loss: never ranked
+        # with the error rates, kept in the row as `best_loss`
+        validated = result.metric == VALIDATION_ERROR
+        row.update(status=OK, val_error=result.best_val_error if validated else None,
+                   best_loss=None if validated else result.best_val_error, metric=result.metric,
                    best_epoch=result.best_epoch, steps=result.steps, best_checkpoint=result.best_checkpoint,
                    warnings=[w["message"] if isinstance(w, dict) else str(w)
                              for w in result.warnings])
     except ConvtrainError as e:
         row.update(status=FAILED, error=str(e), val_error=None)
-    except Stopped:   # not done: --resume continues it from its last checkpoint
-        return {**row, "status": Stopped.STATUS, "val_error": None}
+    except Interrupted:   # stopped: not done, --resume continues it from the last.npz written
+        return {**row, "status": STOPPED, "val_error": None}
     compiled2, loaded2 = kernel_compiles()
     row.update(seconds=round(time.perf_counter() - start, 3), resumed_from_step=resume_step,
                kernels_compiled=compiled2 - compiled, kernels_from_cache=loaded2 - loaded,
                numba_threads=_numba_threads(), host=socket.gethostname())
     write_done(trial.folder, row)
     return row
-
-
-class Stopped(Exception):
-    """The sweep was stopped (Ctrl-C in the client) while this trial trained."""
-    STATUS = "stopped"
 
 
 class _StopWatch:
@@ -133,8 +133,8 @@ class _StopWatch:
         if self.stop_file is None or time.monotonic() < self.next_poll:
             return
         self.next_poll = time.monotonic() + self.POLL_SECONDS
-        if os.path.exists(self.stop_file):
-            raise Stopped()
+        if os.path.exists(self.stop_file):   # the trainer's own Ctrl-C path: saves last.npz
+            trainer.request_stop()
 
     def start(self, trainer): pass
     def epoch(self, trainer, row): pass
@@ -143,15 +143,17 @@ class _StopWatch:
     def close(self): pass
 
 
-def _checkpoint_step(path: str) -> int | None:
-    """The step a resumable checkpoint holds, or None when there is none."""
+def _checkpoint_step(path: str) -> tuple[int | None, str | None]:
+    """(the step a resumable checkpoint holds, None) or (None, why it cannot be read); (None,
+    None) when there is none. An unreadable one (a worker killed while writing it, a full disk)
+    is a reason to start the trial afresh, not a failed trial: the fresh start moves it aside."""
     if not os.path.exists(path):
-        return None
+        return None, None
     from ..train import checkpoint as ckpt
     try:
-        return int(ckpt.load(path).meta.step)
-    except Exception:   # unreadable: run_fit's resume reports it properly
-        return 0
+        return int(ckpt.load(path).meta.step), None
+    except Exception as e:   # noqa: BLE001 - whatever is wrong with it, the trial starts over
+        return None, f"{path}: {e}"
 
 
 def kernel_compiles() -> tuple[int, int]:

@@ -388,6 +388,12 @@ class Trainer:
             f.write(",".join("" if row.get(k) is None else str(row.get(k)) for k in CSV_FIELDS) + "\n")
 
     # --- signals ------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop as Ctrl-C does, from another caller (a sweep's stop file): at the top of the
+        next step fit writes last.npz and raises Interrupted."""
+        if self._stop_signal is None:
+            self._stop_signal = signal.SIGINT
+
     def _install_signals(self) -> None:
         self._old_handlers = {}
 
