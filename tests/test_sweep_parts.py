@@ -1,7 +1,6 @@
 """The sweep's parts without a Dask cluster: a trial's row (no validation split, a stop, an
 unreadable checkpoint), --resume into another sweep's folder, --write-best refused before the
 sweep, and the local cluster's clean-up."""
-import json
 import os
 from types import SimpleNamespace
 
