@@ -3,6 +3,7 @@
 Where the commands live:
     train_commands.py   fit, lr-search, gradcheck, doctor   (they take a CONFIG)
     model_commands.py   eval, predict, show, summary, plot  (a model, its checkpoint or its run)
+    export_commands.py  export  (a trained network to ONNX)
     sweep_commands.py   sweep, cv  (many trainings of a CONFIG on Dask distributed)
     common.py           what commands share: option types, exit codes, the input shape
     console.py          fit's training reporter (tqdm bar or plain lines)

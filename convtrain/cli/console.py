@@ -15,7 +15,10 @@ def silence_stdout() -> None:
     and Python's last flush at exit, cannot fail (nor print "Exception ignored ...")."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
     except (OSError, ValueError):   # a stdout without a file descriptor (tests' CliRunner)
         pass
 
